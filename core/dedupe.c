@@ -17,8 +17,9 @@
 #define FE_DEDUPE_EVICT_WINDOW 64u
 
 /* ids are random on honest nodes but come off the wire, so mix all 64 bits
- * instead of trusting the low ones. (fmix64 from MurmurHash3, a public
- * domain finaliser.) Unkeyed: see the note in the report on keyed hashing. */
+ * instead of trusting the low ones (the fmix64 finaliser of MurmurHash3).
+ * Unkeyed: a peer that picks ids can lengthen probe runs, bounded by the
+ * capacity. A keyed hash would need a seed from fe_env at init. */
 static uint64_t dd_hash(const uint8_t id[FE_MSG_ID_BYTES])
 {
     uint64_t h;

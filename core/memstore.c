@@ -176,7 +176,7 @@ static int tab_reserve(ms_table *t)
         t->cap = ncap;
     }
     if ((t->count + 1) * 2 > t->index_cap) {
-        size_t ncap = t->index_cap ? t->index_cap * 2 : MS_TABLE_MIN * 2;
+        size_t ncap = t->index_cap ? t->index_cap * 2 : (size_t)MS_TABLE_MIN * 2;
         int rc = tab_reindex(t, ncap);
         if (rc != 0)
             return rc;
