@@ -56,6 +56,7 @@ struct fe_node {
     uint64_t naive_due_ms;
     uint64_t housekeeping_ms;
     uint64_t presence_due_ms;
+    uint64_t jitter_state; /* fast PRNG for relay timing; seeded from env */
     fe_node_stats st;
     uint32_t *tokens; /* scratch for summaries, outbox capacity */
     uint8_t frame[FE_FRAME_MAX];
@@ -65,13 +66,16 @@ struct fe_node {
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
+/* Timing jitter needs no cryptographic randomness, only independence between
+ * nodes: splitmix64, seeded once per node from the environment's source. */
 static uint64_t rand_below(fe_node *n, uint64_t bound)
 {
-    uint64_t r;
+    uint64_t z = (n->jitter_state += 0x9E3779B97F4A7C15ULL);
     if (bound == 0)
         return 0;
-    fe_env_rand(&n->env, (uint8_t *)&r, sizeof r);
-    return r % bound;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (z ^ (z >> 31)) % bound;
 }
 
 static void store_err(fe_node *n, int rc)
@@ -246,7 +250,10 @@ static fe_item *hold(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type
 {
     fe_item *it = fe_outbox_add(&n->ob, id, type, origin, frame, len, now, expires, err);
 
-    if (!it && *err == FE_ERR_FULL && evict_for(n, origin) == FE_OK)
+    /* An origin at its quota gets nothing evicted for it: rejecting costs
+     * nothing, so a flooder cannot make every frame it sends expensive. */
+    if (!it && *err == FE_ERR_FULL && fe_outbox_origin_count(&n->ob, origin) < n->ob.origin_quota &&
+        evict_for(n, origin) == FE_OK)
         it = fe_outbox_add(&n->ob, id, type, origin, frame, len, now, expires, err);
     if (!it) {
         if (*err == FE_ERR_FULL)
@@ -1371,6 +1378,7 @@ int fe_node_new(fe_node **out, const fe_node_config *cfg, const fe_identity *id,
     if (!n->reasm || !n->tokens)
         goto fail;
     fe_reasm_init(n->reasm, FE_REASM_TIMEOUT_MS);
+    fe_env_rand(&n->env, (uint8_t *)&n->jitter_state, sizeof n->jitter_state);
 
     /* Load state: the housekeeping field holds "now" during loading. */
     n->housekeeping_ms = now;

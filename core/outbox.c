@@ -151,6 +151,8 @@ static void quota_adjust(fe_outbox *o, const uint8_t origin[FE_HINT_BYTES], int 
     size_t i = quota_slot(o, origin);
 
     memcpy(&key, origin, sizeof key);
+    if (o->quota_keys[i] == 0)
+        o->quota_keys_used++;
     o->quota_keys[i] = key | 1u;
     o->quota_counts[i] = (uint16_t)(o->quota_counts[i] + delta);
     /* Slots with a zero count stay as keys: the table holds at most as many
@@ -158,15 +160,8 @@ static void quota_adjust(fe_outbox *o, const uint8_t origin[FE_HINT_BYTES], int 
     if (o->quota_counts[i] == 0 && o->used == 0) {
         memset(o->quota_keys, 0, o->quota_cap * sizeof *o->quota_keys);
         memset(o->quota_counts, 0, o->quota_cap * sizeof *o->quota_counts);
+        o->quota_keys_used = 0;
     }
-}
-
-static size_t quota_live_keys(const fe_outbox *o)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < o->quota_cap; i++)
-        n += o->quota_keys[i] != 0;
-    return n;
 }
 
 /* Rebuild the quota table from the items when dead keys pile up. */
@@ -174,11 +169,14 @@ static void quota_rebuild(fe_outbox *o)
 {
     memset(o->quota_keys, 0, o->quota_cap * sizeof *o->quota_keys);
     memset(o->quota_counts, 0, o->quota_cap * sizeof *o->quota_counts);
+    o->quota_keys_used = 0;
     for (size_t s = 0; s < o->cap; s++)
         if (o->items[s].in_use) {
             size_t i = quota_slot(o, o->items[s].origin);
             uint32_t key;
             memcpy(&key, o->items[s].origin, sizeof key);
+            if (o->quota_keys[i] == 0)
+                o->quota_keys_used++;
             o->quota_keys[i] = key | 1u;
             o->quota_counts[i]++;
         }
@@ -270,7 +268,9 @@ fe_item *fe_outbox_add(fe_outbox *o, const uint8_t id[static FE_MSG_ID_BYTES], u
         *err = FE_ERR_NOMEM;
         return NULL;
     }
-    if (quota_live_keys(o) > o->quota_cap / 2)
+    /* Keys of origins whose count fell to zero stay in the table; rebuild
+     * when they could crowd it (amortised: at most once per quota_cap/2 adds). */
+    if (o->quota_keys_used > o->quota_cap / 2)
         quota_rebuild(o);
 
     uint32_t slot = o->free_slots[--o->free_count];

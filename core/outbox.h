@@ -42,6 +42,7 @@ typedef struct fe_outbox {
     uint32_t *quota_keys; /* open addressing: origin hint -> count */
     uint16_t *quota_counts;
     size_t quota_cap;
+    size_t quota_keys_used; /* non-empty key slots, live or with a zero count */
     uint8_t *blocks[5];   /* free lists per size class, linked through the first bytes */
     size_t items_max, bytes_max, origin_quota;
     size_t bytes;         /* frame bytes held */
