@@ -201,7 +201,9 @@ static uint8_t *block_get(fe_outbox *o, size_t len, uint8_t *cls)
     *cls = (uint8_t)c;
     uint8_t *b = o->blocks[c];
     if (b) {
-        memcpy(&o->blocks[c], b, sizeof b);
+        uint8_t *next; /* free blocks link through their first bytes */
+        memcpy(&next, b, sizeof next);
+        o->blocks[c] = next;
         return b;
     }
     return malloc(CLASS_SIZE[c]);
@@ -209,7 +211,8 @@ static uint8_t *block_get(fe_outbox *o, size_t len, uint8_t *cls)
 
 static void block_put(fe_outbox *o, uint8_t *b, uint8_t cls)
 {
-    memcpy(b, &o->blocks[cls], sizeof b);
+    uint8_t *next = o->blocks[cls];
+    memcpy(b, &next, sizeof next);
     o->blocks[cls] = b;
 }
 
