@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check sanitize clean
+.PHONY: all deps build demo check sanitize fuzz clean
 
 all: build
 
@@ -26,5 +26,17 @@ sanitize: deps
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang): replay each seed corpus, then a bounded run of
+# each target. FUZZ_SECONDS=N runs every target for N seconds instead.
+FUZZ_SECONDS ?=
+fuzz: deps
+	@CC=clang cmake -S . -B $(BUILD)-fuzz -DFE_FUZZ=ON -DFE_WERROR=ON >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS)
+ifeq ($(FUZZ_SECONDS),)
+	@cd $(BUILD)-fuzz && ctest --output-on-failure -L fuzz
+else
+	@./scripts/fuzz-for.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+endif
+
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

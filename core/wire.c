@@ -180,6 +180,8 @@ int fe_wire_decode(fe_frame *f, const uint8_t *buf, size_t len)
         fe_wire_receipt_id(f->id, f->body);
         return FE_OK;
     case FE_T_ANNOUNCE:
+        if (len < FE_ANNOUNCE_MIN_BYTES)
+            return FE_ERR_MALFORMED;
         decode_item_hdr(f, buf);
         return decode_announce(f, buf, len);
     case FE_T_SUMMARY:
