@@ -578,7 +578,7 @@ static void send_summary(fe_node *n, fe_link *l)
         per = SUMMARY_TOKENS_MAX;
     if (per == 0)
         return;
-    uint16_t total = n->ob.used > 0xFFFF ? 0xFFFF : (uint16_t)n->ob.used;
+    uint16_t total = n->ob.digest_count > 0xFFFF ? 0xFFFF : (uint16_t)n->ob.digest_count;
     size_t start = 0;
     uint32_t lo = 0;
     do {
@@ -630,7 +630,8 @@ static void on_summary(fe_node *n, fe_link *l, const fe_frame *f, uint64_t now)
 {
     if (n->cfg.policy == FE_POLICY_NAIVE)
         return;
-    if (f->digest == n->ob.digest && f->total == (n->ob.used > 0xFFFF ? 0xFFFF : n->ob.used)) {
+    if (f->digest == n->ob.digest &&
+        f->total == (n->ob.digest_count > 0xFFFF ? 0xFFFF : n->ob.digest_count)) {
         l->heard_consistent++;
         return;
     }
@@ -640,12 +641,14 @@ static void on_summary(fe_node *n, fe_link *l, const fe_frame *f, uint64_t now)
         fe_item *it = fe_outbox_slot(&n->ob, i);
         if (!it->in_use || it->token < f->range_lo || it->token > f->range_hi)
             continue;
-        if (token_listed(f, it->token))
-            continue;
-        if (it->type != FE_T_RECEIPT && token_listed(f, it->token | 1u))
-            continue; /* they hold its receipt: the message is done */
-        if (it->hops == 0 && !it->own)
-            continue;
+        if (it->type == FE_T_RECEIPT) {
+            /* A receipt is an anti-packet: only peers holding its message
+             * need it (and nodes that never saw the message refuse it). */
+            if (!token_listed(f, it->token & ~1u) || token_listed(f, it->token))
+                continue;
+        } else if (token_listed(f, it->token) || token_listed(f, it->token | 1u)) {
+            continue; /* they have it, or its receipt: the message is done */
+        }
         if (l->kind == FE_LINK_P2P || l->bidx < 0)
             send_item(n, l, it, now);
         else
@@ -702,7 +705,7 @@ static int on_receipt(fe_node *n, fe_link *l, const fe_frame *f, const uint8_t *
     n->st.receipts_valid++;
     remember(n, f->id, FE_SEEN_RECEIPT, dedupe_expiry(now, f->lifetime_ms), now);
     apply_receipt(n, f->id, kinds, now);
-    if (f->hops == 0)
+    if (f->hops <= 1)
         return FE_OK;
     fe_item *it = hold(n, f->id, FE_T_RECEIPT, f->id, buf, len, (uint8_t)(f->hops - 1), 0,
                        now + f->lifetime_ms, now, &err);
@@ -770,7 +773,9 @@ static int on_item(fe_node *n, fe_link *l, const fe_frame *f, const uint8_t *buf
     default:
         break;
     }
-    if (!relay || f->hops == 0)
+    /* Hold only what can still be passed on (a frame that arrives with one
+     * hop left goes no further). */
+    if (!relay || f->hops <= 1)
         return FE_OK;
     origin_of(f, origin);
     fe_item *it = hold(n, f->id, f->type, origin, buf, len, (uint8_t)(f->hops - 1), 0,
@@ -856,7 +861,7 @@ static void naive_round(fe_node *n, uint64_t now)
             continue;
         for (size_t i = 0; i < n->ob.cap; i++) {
             fe_item *it = fe_outbox_slot(&n->ob, i);
-            if (it->in_use && (it->hops > 0 || it->own))
+            if (it->in_use)
                 send_item(n, &n->links[li], it, now);
         }
     }
@@ -1002,7 +1007,7 @@ int fe_node_link_up(fe_node *n, uint32_t link, const fe_link_info *info, uint64_
     if (n->cfg.policy == FE_POLICY_NAIVE) {
         for (size_t i = 0; i < n->ob.cap; i++) {
             fe_item *it = fe_outbox_slot(&n->ob, i);
-            if (it->in_use && (it->hops > 0 || it->own))
+            if (it->in_use)
                 send_item(n, l, it, now);
         }
         return FE_OK;

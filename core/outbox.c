@@ -292,7 +292,10 @@ fe_item *fe_outbox_add(fe_outbox *o, const uint8_t id[static FE_MSG_ID_BYTES], u
     it->received_ms = received_ms;
     it->expires_ms = expires_ms;
     it->token = fe_wire_token(id, type == FE_T_RECEIPT);
-    o->digest += fe_outbox_mix(it->token);
+    if (type != FE_T_RECEIPT) {
+        o->digest += fe_outbox_mix(it->token);
+        o->digest_count++;
+    }
     o->index[pos] = slot + 1;
     o->used++;
     o->bytes += len;
@@ -311,7 +314,10 @@ void fe_outbox_remove(fe_outbox *o, fe_item *it)
     pos = index_find(o, it->id, it->type, &found);
     if (found)
         index_remove(o, pos);
-    o->digest -= fe_outbox_mix(it->token);
+    if (it->type != FE_T_RECEIPT) {
+        o->digest -= fe_outbox_mix(it->token);
+        o->digest_count--;
+    }
     o->used--;
     o->bytes -= it->len;
     quota_adjust(o, it->origin, -1);

@@ -46,7 +46,10 @@ typedef struct fe_outbox {
     uint8_t *blocks[5];   /* free lists per size class, linked through the first bytes */
     size_t items_max, bytes_max, origin_quota;
     size_t bytes;         /* frame bytes held */
-    uint32_t digest;      /* sum of mixed tokens: equal sets give equal digests */
+    /* Anti-entropy digest: sum of mixed tokens of every item but receipts
+     * (receipts go only to peers that hold their message), and their count. */
+    uint32_t digest;
+    size_t digest_count;
 } fe_outbox;
 
 /* 0, FE_ERR_NOMEM or FE_ERR_INVALID. Allocates the index up front. */
