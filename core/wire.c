@@ -123,7 +123,8 @@ static int decode_summary(fe_frame *f, const uint8_t *buf, size_t len)
     f->range_hi = fe_get_be32(buf + 12);
     f->tokens = buf + FE_SUMMARY_HDR_BYTES;
     f->token_count = (len - FE_SUMMARY_HDR_BYTES) / FE_TOKEN_BYTES;
-    if (f->range_lo > f->range_hi || f->token_count > f->total)
+    /* total counts messages and announces only; pages also list receipts. */
+    if (f->range_lo > f->range_hi)
         return FE_ERR_MALFORMED;
     for (size_t i = 0; i < f->token_count; i++) {
         uint32_t t = fe_get_be32(f->tokens + i * FE_TOKEN_BYTES);

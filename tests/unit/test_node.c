@@ -716,6 +716,39 @@ static void test_expiry(void **state)
     world_free();
 }
 
+/* Two halves of a broadcast medium meet after both have settled: no link
+ * event tells anyone; the summaries' digests must reveal the difference. */
+static void test_partition_heal(void **state)
+{
+    (void)state;
+    uint8_t id[FE_MSG_ID_BYTES], id2[FE_MSG_ID_BYTES];
+
+    world_init(6, 255);
+    world_line();
+    W.adj[2][3] = W.adj[3][2] = 0; /* 0-1-2 | 3-4-5 */
+    introduce(0, 5);
+    world_start();
+    assert_int_equal(
+        fe_node_send(W.n[0].node, id, W.n[5].id.addr, (const uint8_t *)"across", 6, 0, W.now),
+        FE_OK);
+    assert_int_equal(
+        fe_node_send(W.n[5].node, id2, W.n[0].id.addr, (const uint8_t *)"back", 4, 0, W.now),
+        FE_OK);
+    run_until(W.now + 60 * 60000); /* an hour: every Trickle interval at its maximum */
+    assert_int_equal(W.n[5].delivered_count, 0);
+    W.adj[2][3] = W.adj[3][2] = 1;
+    run_until(W.now + 30 * 60000);
+    assert_int_equal(W.n[5].delivered_count, 1);
+    assert_int_equal(W.n[0].delivered_count, 1);
+    assert_int_equal(W.n[0].receipts, 1);
+    assert_int_equal(W.n[5].receipts, 1);
+    for (int i = 0; i < 6; i++) {
+        assert_false(fe_node_holds(W.n[i].node, id));
+        assert_false(fe_node_holds(W.n[i].node, id2));
+    }
+    world_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_flood_quota),
         cmocka_unit_test(test_hop_limit),
         cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_partition_heal),
     };
     if (sodium_init() < 0)
         return 1;
