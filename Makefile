@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check sanitize fuzz clean
+.PHONY: all deps build demo check sanitize fuzz lint clean
 
 all: build
 
@@ -25,6 +25,9 @@ sanitize: deps
 	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFE_SANITIZE=ON -DFE_WERROR=ON >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+
+lint: deps
+	@./scripts/lint.sh
 
 # libFuzzer targets (clang): replay each seed corpus, then a bounded run of
 # each target. FUZZ_SECONDS=N runs every target for N seconds instead.
