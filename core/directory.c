@@ -73,6 +73,7 @@ int fe_dir_add(fe_dir *d, fe_dir_entry **out, const fe_dir_rec *rec)
         fe_dir_entry *holder = fe_dir_find_name(d, e.rec.name);
         e.name_conflict = holder != NULL;
     }
+    e.rec.name_conflict = e.name_conflict;
     if (d->count == d->cap)
         return FE_ERR_FULL;
     if (d->count == d->alloc) {

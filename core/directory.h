@@ -23,6 +23,7 @@ typedef struct fe_dir_entry {
     uint8_t have_ann;
     uint64_t expires_ms;     /* online until then */
     uint64_t accepted_ms;    /* last announce accepted (rate limit) */
+    uint8_t have_accepted;   /* accepted_ms is valid (not for entries loaded from the store) */
 } fe_dir_entry;
 
 typedef struct fe_dir {

@@ -43,8 +43,11 @@ void fe_ident_fingerprint(char *out, size_t out_len, const uint8_t pk[static FE_
     if (out_len == 0)
         return;
     crypto_generichash(h, sizeof h, pk, FE_PK_BYTES, FPR_KEY, sizeof FPR_KEY - 1);
-    for (size_t i = 0; i < sizeof h && o + 3 < out_len; i++) {
-        if (i > 0 && i % 2 == 0)
+    for (size_t i = 0; i < sizeof h; i++) {
+        size_t need = (i > 0 && i % 2 == 0) ? 3 : 2; /* dash, then two digits */
+        if (o + need >= out_len)
+            break;
+        if (need == 3)
             out[o++] = '-';
         out[o++] = hex[h[i] >> 4];
         out[o++] = hex[h[i] & 15];

@@ -45,7 +45,7 @@
 #define FE_TOKEN_BYTES 4        /* anti-entropy token: id prefix with kind bit */
 
 /* --- lifetime and hops --- */
-#define FE_HOPS_DEFAULT 32
+#define FE_HOPS_DEFAULT 64     /* lifetime and dedupe bound floods; hops bound reach */
 #define FE_LIFETIME_DEFAULT_MS (24u * 3600u * 1000u)
 #define FE_LIFETIME_MAX_MS (30ull * 24u * 3600u * 1000u)
 #define FE_HOP_COST_MS 1000u    /* each hop charges this much for time in flight */

@@ -53,6 +53,7 @@ struct fe_node {
     fe_group groups[FE_GROUPS_MAX];
     uint32_t announce_seq;
     uint64_t announce_due_ms, last_announce_ms;
+    int announced; /* last_announce_ms is valid */
     uint64_t naive_due_ms;
     uint64_t housekeeping_ms;
     uint64_t presence_due_ms;
@@ -244,6 +245,15 @@ static int evict_for(fe_node *n, const uint8_t origin[FE_HINT_BYTES])
     return FE_OK;
 }
 
+static void item_state(fe_node *n, fe_item *it, int own, uint8_t hops)
+{
+    it->own = (uint8_t)own;
+    it->hops = hops;
+    /* A copy sent with one hop left is not kept by its receiver: leave it out
+     * of summaries, or neighbours would never agree. */
+    fe_outbox_set_in_digest(&n->ob, it, own || hops >= 2);
+}
+
 static fe_item *hold(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type,
                      const uint8_t origin[FE_HINT_BYTES], const uint8_t *frame, size_t len,
                      uint8_t hops, int own, uint64_t expires, uint64_t now, int *err)
@@ -260,8 +270,7 @@ static fe_item *hold(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type
             n->st.quota_rejects++;
         return NULL;
     }
-    it->own = (uint8_t)own;
-    it->hops = hops;
+    item_state(n, it, own, hops);
     fe_item_rec rec = {.type = type,
                        .own = (uint8_t)own,
                        .received_ms = now,
@@ -389,7 +398,9 @@ static void apply_receipt(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t
     static const uint8_t types[] = {FE_T_DM, FE_T_ANON};
     for (size_t i = 0; i < sizeof types; i++) {
         fe_item *it = fe_outbox_find(&n->ob, id, types[i]);
-        if (it && (it->own || n->cfg.purge_on_receipt || n->cfg.policy == FE_POLICY_NAIVE)) {
+        /* With purging off (a measurement baseline) every copy, the
+         * sender's included, lives out its lifetime. */
+        if (it && (n->cfg.purge_on_receipt || n->cfg.policy == FE_POLICY_NAIVE)) {
             n->st.purged += !it->own;
             forget_item(n, it);
         }
@@ -478,6 +489,7 @@ static int on_announce(fe_node *n, const fe_frame *f, uint64_t now)
             return 0;
         e->expires_ms = offline ? 0 : now + f->lifetime_ms;
         e->accepted_ms = now;
+        e->have_accepted = 1;
         dir_persist(n, e);
         presence(n, e, e->name_conflict ? FE_PRESENCE_NAME_CONFLICT : FE_PRESENCE_NEW, now);
         uint8_t addr[FE_ADDR_BYTES];
@@ -487,12 +499,13 @@ static int on_announce(fe_node *n, const fe_frame *f, uint64_t now)
     }
     if (f->seq <= e->rec.seq)
         return 0; /* replayed or stale */
-    if (!offline && now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS && e->accepted_ms != 0)
+    if (!offline && e->have_accepted && now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS)
         return 0; /* rate limit per key */
     int was_online = e->rec.online;
     e->rec.seq = f->seq;
     e->rec.last_seen_ms = now;
     e->accepted_ms = now;
+    e->have_accepted = 1;
     if (f->name_len != strlen(e->rec.name) || memcmp(f->name, e->rec.name, f->name_len) != 0) {
         char name[FE_NAME_MAX + 1];
         memcpy(name, f->name, f->name_len);
@@ -500,6 +513,7 @@ static int on_announce(fe_node *n, const fe_frame *f, uint64_t now)
         fe_dir_entry *holder = name[0] ? fe_dir_find_name(&n->dir, name) : NULL;
         memcpy(e->rec.name, name, sizeof name);
         e->name_conflict = holder != NULL && holder != e;
+        e->rec.name_conflict = e->name_conflict;
         if (e->name_conflict)
             presence(n, e, FE_PRESENCE_NAME_CONFLICT, now);
     }
@@ -563,7 +577,7 @@ static void send_summary(fe_node *n, fe_link *l)
 
     for (size_t i = 0; i < n->ob.cap; i++) {
         const fe_item *it = fe_outbox_slot(&n->ob, i);
-        if (it->in_use)
+        if (it->in_use && (it->in_digest || it->type == FE_T_RECEIPT))
             n->tokens[count++] = it->token;
     }
     qsort(n->tokens, count, sizeof *n->tokens, cmp_u32);
@@ -764,7 +778,9 @@ static int on_item(fe_node *n, fe_link *l, const fe_frame *f, const uint8_t *buf
     switch (f->type) {
     case FE_T_DM:
     case FE_T_ANON:
-        if (try_open_private(n, f, now))
+        /* Delivered here: the receipt will purge the copies, so this node
+         * keeps none, unless purging is off and copies live out their time. */
+        if (try_open_private(n, f, now) && n->cfg.purge_on_receipt)
             relay = 0;
         break;
     case FE_T_GROUP:
@@ -893,6 +909,7 @@ static void own_announce(fe_node *n, int offline, uint64_t now)
     if (it)
         spread(n, it, NULL, now);
     n->last_announce_ms = now;
+    n->announced = 1;
 }
 
 int fe_node_tick(fe_node *n, uint64_t now)
@@ -940,7 +957,10 @@ int fe_node_tick(fe_node *n, uint64_t now)
     if (n->presence_due_ms <= now)
         check_presence(n, now);
     if (n->housekeeping_ms <= now) {
-        fe_dedupe_expire(&n->dd, now);
+        /* A full sweep touches every slot; expired entries are also reclaimed
+         * on insert, so sweep only once they could crowd the table. */
+        if (n->dd.count > n->dd.max_count / 2)
+            fe_dedupe_expire(&n->dd, now);
         fe_reasm_expire(n->reasm, now);
         n->housekeeping_ms = now + HOUSEKEEPING_MS;
     }
@@ -1197,7 +1217,7 @@ int fe_node_group_send(fe_node *n, uint8_t id[static FE_MSG_ID_BYTES],
 
 int fe_node_announce(fe_node *n, uint64_t now)
 {
-    if (n->last_announce_ms && now - n->last_announce_ms < ANNOUNCE_MIN_GAP_MS)
+    if (n->announced && now - n->last_announce_ms < ANNOUNCE_MIN_GAP_MS)
         return FE_ERR_FULL;
     own_announce(n, 0, now);
     return FE_OK;
@@ -1238,6 +1258,24 @@ void fe_node_users(const fe_node *n, int (*cb)(void *ctx, const fe_dir_rec *u), 
 {
     for (size_t i = 0; i < n->dir.count; i++)
         if (cb(ctx, &n->dir.e[i].rec))
+            return;
+}
+
+int fe_node_user_verify(fe_node *n, const uint8_t pk[static FE_PK_BYTES], int verified)
+{
+    fe_dir_entry *e = fe_dir_find_pk(&n->dir, pk);
+    if (!e)
+        return FE_ERR_NOTFOUND;
+    e->rec.verified = verified ? 1 : 0;
+    int rc = n->store.ops->dir_put(n->store.ctx, &e->rec);
+    store_err(n, rc);
+    return rc == FE_OK ? FE_OK : FE_ERR_STORE;
+}
+
+void fe_node_groups(const fe_node *n, int (*cb)(void *ctx, const fe_group_rec *g), void *ctx)
+{
+    for (size_t i = 0; i < FE_GROUPS_MAX; i++)
+        if (n->groups[i].in_use && cb(ctx, &n->groups[i].rec))
             return;
 }
 
@@ -1303,8 +1341,7 @@ static int load_item(void *ctx, const fe_item_rec *r)
                                 r->received_ms, r->expires_ms, &err);
     if (!it)
         return 0;
-    it->own = r->own;
-    it->hops = r->own ? n->cfg.hops : (f.hops ? (uint8_t)(f.hops - 1) : 0);
+    item_state(n, it, r->own, r->own ? n->cfg.hops : (f.hops ? (uint8_t)(f.hops - 1) : 0));
     if (push_timer(n, it, T_EXPIRE, r->expires_ms) != FE_OK)
         fe_outbox_remove(&n->ob, it);
     if (r->type == FE_T_ANNOUNCE && !r->own) {

@@ -176,6 +176,12 @@ int fe_node_user_by_addr(const fe_node *n, fe_dir_rec *out, const uint8_t *prefi
 /* Call cb for every known user; stops early if cb returns non-zero. */
 void fe_node_users(const fe_node *n, int (*cb)(void *ctx, const fe_dir_rec *u), void *ctx);
 
+/* Mark a user's key as checked by fingerprint (kept across announces and
+ * restarts). 0, FE_ERR_NOTFOUND or FE_ERR_STORE. */
+int fe_node_user_verify(fe_node *n, const uint8_t pk[static FE_PK_BYTES], int verified);
+/* Call cb for every group joined (the record holds the key: do not log it). */
+void fe_node_groups(const fe_node *n, int (*cb)(void *ctx, const fe_group_rec *g), void *ctx);
+
 void fe_node_get_stats(const fe_node *n, fe_node_stats *out);
 const fe_identity *fe_node_identity(const fe_node *n);
 

@@ -292,16 +292,27 @@ fe_item *fe_outbox_add(fe_outbox *o, const uint8_t id[static FE_MSG_ID_BYTES], u
     it->received_ms = received_ms;
     it->expires_ms = expires_ms;
     it->token = fe_wire_token(id, type == FE_T_RECEIPT);
-    if (type != FE_T_RECEIPT) {
-        o->digest += fe_outbox_mix(it->token);
-        o->digest_count++;
-    }
     o->index[pos] = slot + 1;
     o->used++;
     o->bytes += len;
     quota_adjust(o, origin, +1);
     *err = FE_OK;
     return it;
+}
+
+void fe_outbox_set_in_digest(fe_outbox *o, fe_item *it, int on)
+{
+    on = on && it->type != FE_T_RECEIPT;
+    if (on == it->in_digest)
+        return;
+    if (on) {
+        o->digest += fe_outbox_mix(it->token);
+        o->digest_count++;
+    } else {
+        o->digest -= fe_outbox_mix(it->token);
+        o->digest_count--;
+    }
+    it->in_digest = (uint8_t)on;
 }
 
 void fe_outbox_remove(fe_outbox *o, fe_item *it)
@@ -314,10 +325,7 @@ void fe_outbox_remove(fe_outbox *o, fe_item *it)
     pos = index_find(o, it->id, it->type, &found);
     if (found)
         index_remove(o, pos);
-    if (it->type != FE_T_RECEIPT) {
-        o->digest -= fe_outbox_mix(it->token);
-        o->digest_count--;
-    }
+    fe_outbox_set_in_digest(o, it, 0);
     o->used--;
     o->bytes -= it->len;
     quota_adjust(o, it->origin, -1);

@@ -19,6 +19,7 @@ typedef struct fe_item {
     uint8_t own;          /* originated here */
     uint8_t hops;         /* hop budget left when it arrived (own: the full budget) */
     uint8_t in_use;
+    uint8_t in_digest;    /* counted in the anti-entropy digest and listed in summaries */
     uint8_t pend;         /* broadcast link indices with a relay scheduled */
     uint8_t heard[FE_BCAST_LINKS_MAX]; /* copies heard per broadcast link since scheduling */
     uint8_t origin[FE_HINT_BYTES];     /* quota bucket */
@@ -66,6 +67,10 @@ fe_item *fe_outbox_find(const fe_outbox *o, const uint8_t id[static FE_MSG_ID_BY
 fe_item *fe_outbox_add(fe_outbox *o, const uint8_t id[static FE_MSG_ID_BYTES], uint8_t type,
                        const uint8_t origin[static FE_HINT_BYTES], const uint8_t *frame,
                        size_t len, uint64_t received_ms, uint64_t expires_ms, int *err);
+
+/* Count an item in the anti-entropy digest (or not). Receipts never are, nor
+ * copies that can go no further. Idempotent. */
+void fe_outbox_set_in_digest(fe_outbox *o, fe_item *it, int on);
 
 /* Remove an item (its slot and block are recycled). */
 void fe_outbox_remove(fe_outbox *o, fe_item *it);

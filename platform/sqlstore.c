@@ -51,6 +51,7 @@ enum {
     ST_INBOX_NEWEST,
     ST_INBOX_MARK,
     ST_SENT_PUT,
+    ST_SENT_DELIVERED,
     ST_SENT_GET,
     ST_SENT_NEWEST,
     ST_SENT_PENDING,
@@ -92,6 +93,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SENT_PUT] = "INSERT INTO sent(id, to_addr, type, sent_ms, delivered_ms)"
                     " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET"
                     " to_addr = ?2, type = ?3, sent_ms = ?4, delivered_ms = ?5",
+    [ST_SENT_DELIVERED] = "UPDATE sent SET delivered_ms = ?2 WHERE id = ?1",
     [ST_SENT_GET] = "SELECT id, to_addr, type, sent_ms, delivered_ms FROM sent WHERE id = ?1",
     [ST_SENT_NEWEST] = "SELECT * FROM (SELECT rowid AS r, id, to_addr, type, sent_ms,"
                        " delivered_ms FROM sent ORDER BY r DESC LIMIT ?1) ORDER BY r",
@@ -418,6 +420,18 @@ static int op_sent_put(void *ctx, const fe_sent_rec *r)
     return exec_stmt(s, ST_SENT_PUT, "sent_put");
 }
 
+static int op_sent_delivered(void *ctx, const uint8_t id[FE_MSG_ID_BYTES], uint64_t delivered_ms)
+{
+    fe_sqlstore *s = ctx;
+    int rc = write_prologue(s);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = s->st[ST_SENT_DELIVERED];
+    bind_blob(st, 1, id, FE_MSG_ID_BYTES);
+    bind_u64(st, 2, delivered_ms);
+    return exec_stmt(s, ST_SENT_DELIVERED, "sent_delivered"); /* no row: not an error */
+}
+
 static int op_dir_put(void *ctx, const fe_dir_rec *r)
 {
     fe_sqlstore *s = ctx;
@@ -577,6 +591,7 @@ static const fe_store_ops sqlstore_ops = {
     .seen_load = op_seen_load,
     .inbox_put = op_inbox_put,
     .sent_put = op_sent_put,
+    .sent_delivered = op_sent_delivered,
     .dir_put = op_dir_put,
     .dir_load = op_dir_load,
     .group_put = op_group_put,

@@ -462,6 +462,19 @@ static void test_sent(void **state)
     assert_int_equal(fe_sqlstore_counts(s, &n), 0);
     assert_int_equal(n.sent, 3);
     assert_int_equal(n.sent_pending, 2);
+    /* sent_delivered marks a message without touching its other fields;
+     * an unknown id is not an error. */
+    fe_sent_rec r4 = sent_rec(4, 0);
+    assert_int_equal(st.ops->sent_put(st.ctx, &r4), 0);
+    make_id(id, 4);
+    assert_non_null(st.ops->sent_delivered);
+    assert_int_equal(st.ops->sent_delivered(st.ctx, id, 888), 0);
+    assert_int_equal(fe_sqlstore_sent_get(s, id, &got), 0);
+    want = sent_rec(4, 888);
+    assert_memory_equal(&got, &want, sizeof(got));
+    make_id(id, 9);
+    assert_int_equal(st.ops->sent_delivered(st.ctx, id, 1), 0);
+    assert_int_equal(fe_sqlstore_sent_get(s, id, &got), FE_ERR_NOTFOUND);
     fe_sqlstore_close(s);
 }
 
