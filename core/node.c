@@ -151,13 +151,35 @@ static void send_item(fe_node *n, const fe_link *l, const fe_item *it, uint64_t 
     n->st.relayed += !it->own;
 }
 
+/* A timer still matters if its item is alive and it is the item's current
+ * timer of that kind. */
+static int timer_live(void *ctx, const fe_timer *t)
+{
+    const fe_node *n = ctx;
+    if (t->slot >= n->ob.cap)
+        return 0;
+    const fe_item *it = &n->ob.items[t->slot];
+    if (!it->in_use || it->gen != t->gen)
+        return 0;
+    return t->kind == T_EXPIRE ? t->due_ms == it->expires_ms
+                               : it->pend != 0 && t->due_ms == it->relay_due_ms;
+}
+
 static int push_timer(fe_node *n, const fe_item *it, uint8_t kind, uint64_t due)
 {
     fe_timer t = {.due_ms = due,
                   .slot = (uint32_t)(it - n->ob.items),
                   .gen = it->gen,
                   .kind = kind};
-    return fe_timerq_push(&n->tq, &t);
+    int rc = fe_timerq_push(&n->tq, &t);
+    if (rc == FE_ERR_FULL) {
+        /* Timers of removed items are cancelled lazily; drop them now. At
+         * most two live timers per item against a capacity of four per item,
+         * so this frees at least half the heap: amortised O(1). */
+        fe_timerq_filter(&n->tq, timer_live, n);
+        rc = fe_timerq_push(&n->tq, &t);
+    }
+    return rc;
 }
 
 /* Schedule a relay of it on broadcast link l after a random wait, unless one
@@ -261,10 +283,20 @@ static fe_item *hold(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type
     fe_item *it = fe_outbox_add(&n->ob, id, type, origin, frame, len, now, expires, err);
 
     /* An origin at its quota gets nothing evicted for it: rejecting costs
-     * nothing, so a flooder cannot make every frame it sends expensive. */
-    if (!it && *err == FE_ERR_FULL && fe_outbox_origin_count(&n->ob, origin) < n->ob.origin_quota &&
-        evict_for(n, origin) == FE_OK)
+     * nothing, so a flooder cannot make every frame it sends expensive.
+     * Otherwise the oldest receipt goes first (its purge work is mostly
+     * done, and dedupe still stops late copies here), then the oldest item
+     * of the heaviest origin. Bounded: a few tries, each freeing one slot. */
+    for (int tries = 0; !it && *err == FE_ERR_FULL && tries < 4; tries++) {
+        if (fe_outbox_origin_count(&n->ob, origin) >= n->ob.origin_quota)
+            break;
+        fe_item *victim = fe_outbox_oldest_receipt(&n->ob);
+        if (victim)
+            forget_item(n, victim);
+        else if (evict_for(n, origin) != FE_OK)
+            break;
         it = fe_outbox_add(&n->ob, id, type, origin, frame, len, now, expires, err);
+    }
     if (!it) {
         if (*err == FE_ERR_FULL)
             n->st.quota_rejects++;

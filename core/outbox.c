@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void rcpt_push(fe_outbox *o, const fe_item *it);
+
 static const uint16_t CLASS_SIZE[5] = {32, 96, 256, 640, FE_FRAME_MAX};
 
 uint32_t fe_outbox_mix(uint32_t x)
@@ -49,7 +51,9 @@ int fe_outbox_init(fe_outbox *o, size_t items_max, size_t bytes_max, size_t orig
     o->index = calloc(o->index_cap, sizeof *o->index);
     o->quota_keys = calloc(o->quota_cap, sizeof *o->quota_keys);
     o->quota_counts = calloc(o->quota_cap, sizeof *o->quota_counts);
-    if (!o->index || !o->quota_keys || !o->quota_counts) {
+    o->rcpt_cap = items_max;
+    o->rcpt_ring = calloc(o->rcpt_cap, sizeof *o->rcpt_ring);
+    if (!o->index || !o->quota_keys || !o->quota_counts || !o->rcpt_ring) {
         fe_outbox_free(o);
         return FE_ERR_NOMEM;
     }
@@ -77,6 +81,7 @@ void fe_outbox_free(fe_outbox *o)
     free(o->index);
     free(o->quota_keys);
     free(o->quota_counts);
+    free(o->rcpt_ring);
     memset(o, 0, sizeof *o);
 }
 
@@ -293,11 +298,56 @@ fe_item *fe_outbox_add(fe_outbox *o, const uint8_t id[static FE_MSG_ID_BYTES], u
     it->expires_ms = expires_ms;
     it->token = fe_wire_token(id, type == FE_T_RECEIPT);
     o->index[pos] = slot + 1;
+    if (type == FE_T_RECEIPT)
+        rcpt_push(o, it);
     o->used++;
     o->bytes += len;
     quota_adjust(o, origin, +1);
     *err = FE_OK;
     return it;
+}
+
+static int rcpt_entry_live(const fe_outbox *o, uint64_t e)
+{
+    uint32_t slot = (uint32_t)(e >> 32), gen = (uint32_t)e;
+    return slot < o->cap && o->items[slot].in_use && o->items[slot].gen == gen &&
+           o->items[slot].type == FE_T_RECEIPT;
+}
+
+/* Keep only live entries, in order. Runs when the ring is full of stale
+ * entries, which takes receipts removed out of order. */
+static void rcpt_compact(fe_outbox *o)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->rcpt_len; i++) {
+        uint64_t e = o->rcpt_ring[(o->rcpt_head + i) % o->rcpt_cap];
+        if (rcpt_entry_live(o, e))
+            o->rcpt_ring[n++] = e;
+    }
+    o->rcpt_head = 0;
+    o->rcpt_len = n;
+}
+
+static void rcpt_push(fe_outbox *o, const fe_item *it)
+{
+    if (o->rcpt_len == o->rcpt_cap)
+        rcpt_compact(o);
+    if (o->rcpt_len == o->rcpt_cap)
+        return; /* cannot happen: live receipts <= items_max */
+    uint64_t e = ((uint64_t)(it - o->items) << 32) | it->gen;
+    o->rcpt_ring[(o->rcpt_head + o->rcpt_len++) % o->rcpt_cap] = e;
+}
+
+fe_item *fe_outbox_oldest_receipt(fe_outbox *o)
+{
+    while (o->rcpt_len) {
+        uint64_t e = o->rcpt_ring[o->rcpt_head];
+        if (rcpt_entry_live(o, e))
+            return &o->items[e >> 32];
+        o->rcpt_head = (o->rcpt_head + 1) % o->rcpt_cap;
+        o->rcpt_len--;
+    }
+    return NULL;
 }
 
 void fe_outbox_set_in_digest(fe_outbox *o, fe_item *it, int on)

@@ -45,6 +45,10 @@ typedef struct fe_outbox {
     size_t quota_cap;
     size_t quota_keys_used; /* non-empty key slots, live or with a zero count */
     uint8_t *blocks[5];   /* free lists per size class, linked through the first bytes */
+    /* Receipts in arrival order (slot, gen), for eviction under pressure:
+     * entries whose item is gone are skipped lazily. */
+    uint64_t *rcpt_ring;
+    size_t rcpt_cap, rcpt_head, rcpt_len;
     size_t items_max, bytes_max, origin_quota;
     size_t bytes;         /* frame bytes held */
     /* Anti-entropy digest: sum of mixed tokens of every item but receipts
@@ -74,6 +78,10 @@ void fe_outbox_set_in_digest(fe_outbox *o, fe_item *it, int on);
 
 /* Remove an item (its slot and block are recycled). */
 void fe_outbox_remove(fe_outbox *o, fe_item *it);
+
+/* The oldest receipt held, or NULL. A receipt is the cheapest item to lose:
+ * the dedupe table still stops late copies of its message here. */
+fe_item *fe_outbox_oldest_receipt(fe_outbox *o);
 
 /* The origin that holds the most items and the count, for eviction. */
 uint16_t fe_outbox_heaviest_origin(const fe_outbox *o, uint8_t origin[static FE_HINT_BYTES]);

@@ -716,6 +716,38 @@ static void test_expiry(void **state)
     world_free();
 }
 
+/* Every delivery leaves a receipt at each node for the message's lifetime;
+ * when they fill the outbox, the oldest receipts make room for new messages. */
+static void test_receipts_make_room(void **state)
+{
+    (void)state;
+    fe_node_config c = base_cfg();
+    fe_node_stats st;
+
+    world_init(3, 255);
+    world_line();
+    introduce(0, 2);
+    c.outbox_items_max = 32;
+    c.origin_quota = 1024;
+    for (int i = 0; i < 3; i++)
+        start_node(i, &c);
+    for (int k = 0; k < 100; k++) {
+        uint8_t id[FE_MSG_ID_BYTES];
+        char t[16];
+        int len = snprintf(t, sizeof t, "msg %d", k);
+        assert_int_equal(fe_node_send(W.n[0].node, id, W.n[2].id.addr, (const uint8_t *)t,
+                                      (size_t)len, 0, W.now),
+                         FE_OK);
+        run_until(W.now + 2000);
+    }
+    assert_int_equal(W.n[2].delivered_count, 100);
+    assert_int_equal(W.n[0].receipts, 100);
+    fe_node_get_stats(W.n[1].node, &st);
+    assert_true(st.items_held <= 32);
+    assert_int_equal(st.quota_rejects, 0);
+    world_free();
+}
+
 /* Two halves of a broadcast medium meet after both have settled: no link
  * event tells anyone; the summaries' digests must reveal the difference. */
 static void test_partition_heal(void **state)
@@ -769,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_hop_limit),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_partition_heal),
+        cmocka_unit_test(test_receipts_make_room),
     };
     if (sodium_init() < 0)
         return 1;
