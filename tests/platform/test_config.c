@@ -64,7 +64,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.socket, "");
     assert_int_equal(c.log_level, FE_LOG_INFO);
     assert_int_equal(c.lifetime_ms, 24ull * 3600 * 1000);
-    assert_int_equal(c.hops, 32);
+    assert_int_equal(c.hops, FE_HOPS_DEFAULT);
     assert_string_equal(c.socket_group, "");
     assert_true(c.udp.enabled);
     assert_int_equal(c.udp.port, 4747);
