@@ -531,8 +531,12 @@ static int on_announce(fe_node *n, const fe_frame *f, uint64_t now)
     }
     if (f->seq <= e->rec.seq)
         return 0; /* replayed or stale */
-    if (!offline && e->have_accepted && now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS)
-        return 0; /* rate limit per key */
+    /* Rate limit per key, for a key that is online: coming back online (a
+     * restart right after a going-offline notice) is always news, and the
+     * higher sequence number already rules out a replay. */
+    if (!offline && e->rec.online && e->have_accepted &&
+        now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS)
+        return 0;
     int was_online = e->rec.online;
     e->rec.seq = f->seq;
     e->rec.last_seen_ms = now;

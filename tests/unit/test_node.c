@@ -618,6 +618,16 @@ static void test_announce_presence_and_conflict(void **state)
     assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "alice"), FE_OK);
     assert_false(u.online);
     assert_true(W.n[1].presence_events[FE_PRESENCE_OFFLINE] >= 1);
+    /* Back within seconds (a restart): online again at once, not after the
+     * next periodic announce. */
+    W.now += 3000;
+    fe_node_del(W.n[0].node);
+    snprintf(c.name, sizeof c.name, "alice");
+    start_node(0, &c);
+    run_until(W.now + 5000);
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "alice"), FE_OK);
+    assert_true(u.online);
+    assert_true(W.n[1].presence_events[FE_PRESENCE_ONLINE] >= 1);
     world_free();
 }
 
