@@ -61,6 +61,7 @@ struct fe_ctl {
     const fe_ctl_command *cmds;
     size_t cmd_count;
     void *ctx;
+    int (*pending_writes)(void *ctx);
     fe_ctl_client *clients[FE_CTL_CLIENTS_MAX];
     char *rbuf;
     int64_t retry_timer; /* 0: not armed */
@@ -289,7 +290,7 @@ static void dispatch(fe_ctl_client *cl, const cJSON *req)
     }
     char *line = print_line(r);
     cJSON_Delete(r);
-    if (!(def->flags & FE_CTL_DURABLE)) {
+    if (!(def->flags & FE_CTL_DURABLE) || (c->pending_writes && !c->pending_writes(c->ctx))) {
         stage_or_oom(cl, line, NULL);
         return;
     }
@@ -534,6 +535,17 @@ static int release(fe_ctl_client *cl, const char *store_failure)
     return rc;
 }
 
+void fe_ctl_committed(fe_ctl *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < FE_CTL_CLIENTS_MAX; i++) {
+        fe_ctl_client *cl = c->clients[i];
+        if (cl && cl->stage.len)
+            (void)release(cl, NULL); /* out of memory: stays staged, resolved at the flush */
+    }
+}
+
 void fe_ctl_flush(fe_ctl *c, const char *store_failure)
 {
     if (!c)
@@ -759,6 +771,7 @@ int fe_ctl_new(fe_ctl **out, fe_loop *loop, const fe_ctl_config *cfg, char *err,
     c->cmds = cfg->commands;
     c->cmd_count = cfg->command_count;
     c->ctx = cfg->ctx;
+    c->pending_writes = cfg->pending_writes;
     c->retry_ms = FE_CTL_RETRY_MIN_MS;
     size_t n = strlen(cfg->path);
     if (n == 0 || n >= sizeof(c->path)) {

@@ -73,6 +73,11 @@ typedef struct fe_ctl_config {
     const fe_ctl_command *commands; /* borrowed: must outlive the server */
     size_t command_count;
     void *ctx; /* passed to every handler */
+    /* Optional: non-zero while writes wait for a commit. A durable reply
+     * staged when nothing waits (its writes went out with an earlier commit
+     * of the turn) is final at once, so a later failed commit cannot turn it
+     * into a false `store` error. */
+    int (*pending_writes)(void *ctx);
 } fe_ctl_config;
 
 typedef struct fe_ctl_stats {
@@ -103,6 +108,11 @@ void fe_ctl_subscribe(fe_ctl_client *client);
 /* Stage event (borrowed) for every subscribed client. With FE_CTL_DURABLE
  * it is dropped if the turn's commit fails. */
 void fe_ctl_broadcast(fe_ctl *c, const cJSON *event, unsigned flags);
+
+/* The owner committed: everything staged so far is final (durable replies
+ * and events stand even if a later commit of the same turn fails). Writes
+ * nothing and closes nothing, so it may be called from anywhere. */
+void fe_ctl_committed(fe_ctl *c);
 
 /* Release the output staged since the last flush and start writing it.
  * store_failure NULL: the turn's commit succeeded. Otherwise it is the

@@ -123,8 +123,26 @@ struct fe_sqlstore {
     sqlite3_stmt *st[ST_COUNT];
     int autobatch;
     uint64_t bad_rows;
+    int wal_pages;               /* WAL size after the last commit, from the WAL hook */
+    uint64_t checkpoint_failures;
     char errmsg[FE_SQLSTORE_ERRMSG_MAX];
 };
+
+/* WAL pages after which a commit is followed by a checkpoint (SQLite's own
+ * automatic default). */
+#define CHECKPOINT_PAGES 1000
+
+/* Replaces SQLite's automatic checkpoint, which runs inside the COMMIT step
+ * and makes sqlite3_step report a failed checkpoint (a full disk) as a failed
+ * COMMIT although the transaction is durable: the daemon would tell a user
+ * "not accepted" about a message that is on disk and will be delivered. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((fe_sqlstore *)ctx)->wal_pages = pages;
+    return SQLITE_OK;
+}
 
 /* --- errors and binding --- */
 
@@ -250,6 +268,15 @@ int fe_sqlstore_commit(fe_sqlstore *s)
     if (sqlite3_get_autocommit(s->db))
         return 0;
     int rc = exec_stmt(s, ST_COMMIT, "commit");
+    if (rc == 0 && s->wal_pages >= CHECKPOINT_PAGES) {
+        /* The commit stands whatever happens here; a failed checkpoint only
+         * leaves the WAL longer, and is retried after the next commit. */
+        if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+            SQLITE_OK)
+            s->checkpoint_failures++;
+        else
+            s->wal_pages = 0;
+    }
     if (rc != 0 && !sqlite3_get_autocommit(s->db)) {
         /* Keep the commit's error text, not the rollback's. */
         char keep[sizeof(s->errmsg)];
@@ -889,6 +916,7 @@ static int setup(fe_sqlstore *s, const char *path, char *err, size_t err_len)
                 res);
         return FE_ERR_STORE;
     }
+    sqlite3_wal_hook(s->db, wal_hook, s); /* also turns off automatic checkpoints */
     /* FULL: see the header. The size limit trims the WAL after a checkpoint,
      * so one burst of writes does not keep its space on a small SD card. */
     rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 8388608", NULL,

@@ -268,6 +268,16 @@ static void commit(fe_daemon *d)
             d->next_resync_ms = 0; /* catch up with the disk at once */
         }
         d->n.commits += in_batch != 0;
+        if (in_batch)
+            fe_ctl_committed(d->ctl); /* replies staged so far are on disk now */
+        if (d->resync_needed) {
+            /* After a failed commit the engine's memory is ahead of the disk
+             * until it is reloaded: what it sends now may be a message the
+             * user was told was refused. Nothing goes out until the reload. */
+            d->n.frames_dropped += queued_frames(d);
+            d->fq_len = 0;
+            return;
+        }
         send_frames(d);
         return;
     }
@@ -292,6 +302,13 @@ static void commit(fe_daemon *d)
     free_events(d); /* they describe state that is not on disk */
     d->turn_failed = 1;
     d->resync_needed = 1;
+}
+
+/* For the control server: do writes wait for a commit? */
+static int pending_writes(void *ctx)
+{
+    fe_daemon *d = ctx;
+    return d->batch_broken || fe_sqlstore_in_batch(d->sql);
 }
 
 /* End of a turn: the commit, then replies and events may go out. If any
@@ -916,7 +933,8 @@ static int start_io(fe_daemon *d, char *err, size_t err_len)
                         .group = d->cfg.socket_group,
                         .commands = fe_daemon_commands,
                         .command_count = fe_daemon_command_count,
-                        .ctx = d};
+                        .ctx = d,
+                        .pending_writes = pending_writes};
     if (fe_ctl_new(&d->ctl, d->loop, &cc, err, err_len) != 0)
         return -1;
     uint64_t now = fe_daemon_now(d);
