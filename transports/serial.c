@@ -305,7 +305,7 @@ static int parse_usb(const char *s, uint16_t *vid, uint16_t *pid)
     for (int k = 0; k < 2; k++) {
         size_t n = 0;
         unsigned x = 0;
-        while (isxdigit((unsigned char)s[n]) && n < 4) {
+        while (n < 4 && isxdigit((unsigned char)s[n])) {
             char c = (char)tolower((unsigned char)s[n]);
             x = x * 16 + (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
             n++;

@@ -329,7 +329,7 @@ static int throughput(int messages, run_result *res)
                     /* The engine's outbox is full until receipts come
                      * back: resend this one a little later. */
                     res->full_replies++;
-                    retry[retry_n++] = atoi(reply + 6); /* {"id":N,... */
+                    retry[retry_n++] = (int)strtol(reply + 6, NULL, 10); /* {"id":N,... */
                     pause_until = now_s() + 0.002;
                 } else {
                     res->errors++;
@@ -447,7 +447,12 @@ static double median(double v[RUNS])
 int main(int argc, char **argv)
 {
     static char self[512];
-    int messages = argc > 2 ? atoi(argv[2]) : 5000;
+    long messages_arg = argc > 2 ? strtol(argv[2], NULL, 10) : 5000;
+    if (messages_arg < 1 || messages_arg > 1000000) {
+        fprintf(stderr, "bench_daemon: MESSAGES must be 1..1000000\n");
+        return 2;
+    }
+    int messages = (int)messages_arg;
     if (argc > 1) {
         ferryd = argv[1];
     } else {
