@@ -31,6 +31,8 @@ typedef struct parse_state {
     char *err;
     size_t err_len;
     uint32_t seen[2]; /* single-valued keys already set, per section */
+    int driver;       /* driver section the lines belong to; -1: none (or its header failed) */
+    int key_seen;     /* a key since the last header: inih reads an indented line as more value */
 } parse_state;
 
 /* Keep the first problem only: later ones are often its consequences. */
@@ -352,6 +354,7 @@ typedef struct section_def {
     size_t nkeys;
 } section_def;
 
+/* Indexed by enum section_kind (SEC_NODE, SEC_UDP). */
 static const section_def sections[] = {
     {"node", node_keys, sizeof(node_keys) / sizeof(node_keys[0])},
     {"udp", udp_keys, sizeof(udp_keys) / sizeof(udp_keys[0])},
@@ -360,11 +363,206 @@ static const section_def sections[] = {
 _Static_assert(sizeof(node_keys) / sizeof(node_keys[0]) <= 32, "seen bits");
 _Static_assert(sizeof(udp_keys) / sizeof(udp_keys[0]) <= 32, "seen bits");
 
+/* --- sections --- */
+
+enum section_kind { SEC_UNKNOWN = -1, SEC_NODE = 0, SEC_UDP = 1, SEC_SERIAL, SEC_RFCOMM };
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* What a section header's text (between the brackets) names: its first
+ * word is the kind; serial takes a NAME as second word, which goes to
+ * name (cut to cap, checked by fe_config_driver_add). *extra is set when
+ * words follow that the kind does not take. */
+static enum section_kind section_kind(const char *sec, char *name, size_t cap, int *extra)
+{
+    static const char *const kinds[] = {"node", "udp", "serial", "rfcomm"};
+    while (is_blank(*sec))
+        sec++;
+    size_t kl = 0;
+    while (sec[kl] && !is_blank(sec[kl]))
+        kl++;
+    const char *rest = sec + kl;
+    while (is_blank(*rest))
+        rest++;
+    size_t rl = strlen(rest);
+    while (rl > 0 && is_blank(rest[rl - 1]))
+        rl--;
+    name[0] = '\0';
+    if (cap > 0) {
+        size_t n = rl < cap - 1 ? rl : cap - 1;
+        memcpy(name, rest, n);
+        name[n] = '\0';
+    }
+    *extra = rl > 0;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (strlen(kinds[k]) == kl && strncmp(sec, kinds[k], kl) == 0)
+            return (enum section_kind)k;
+    }
+    return SEC_UNKNOWN;
+}
+
+static int valid_driver_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= FE_CONFIG_DRIVER_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
+            return 0;
+    }
+    return 1;
+}
+
+const char *fe_config_key(const fe_config *c, const fe_config_pair *p)
+{
+    return c->driver_text + p->key;
+}
+
+const char *fe_config_value(const fe_config *c, const fe_config_pair *p)
+{
+    return c->driver_text + p->value;
+}
+
+const fe_config_driver *fe_config_driver_find(const fe_config *c, enum fe_config_driver_kind kind,
+                                              const char *name)
+{
+    for (size_t i = 0; c && i < c->driver_count; i++) {
+        const fe_config_driver *dr = &c->drivers[i];
+        if (dr->kind == kind && (kind == FE_CONFIG_RFCOMM || (name && !strcmp(dr->name, name))))
+            return dr;
+    }
+    return NULL;
+}
+
+int fe_config_driver_add(fe_config *c, enum fe_config_driver_kind kind, const char *name, int line,
+                         char *err, size_t err_len)
+{
+    if (!c || (kind != FE_CONFIG_SERIAL && kind != FE_CONFIG_RFCOMM)) {
+        fe_errf(err, err_len, "no such kind of section");
+        return -1;
+    }
+    if (!name)
+        name = "";
+    if (kind == FE_CONFIG_RFCOMM && name[0]) {
+        fe_errf(err, err_len, "[rfcomm] takes no name (there is at most one rfcomm section)");
+        return -1;
+    }
+    if (kind == FE_CONFIG_SERIAL && !name[0]) {
+        fe_errf(err, err_len, "[serial] needs a name: [serial NAME], like [serial lora0]");
+        return -1;
+    }
+    if (kind == FE_CONFIG_SERIAL && !valid_driver_name(name)) {
+        fe_errf(err, err_len,
+                "serial section name '%.40s' must be 1..%d characters of A-Z, a-z, 0-9, _ . -",
+                name, FE_CONFIG_DRIVER_NAME_MAX - 1);
+        return -1;
+    }
+    const fe_config_driver *dup = fe_config_driver_find(c, kind, name);
+    if (dup) {
+        char where[48] = "";
+        if (dup->line > 0)
+            snprintf(where, sizeof(where), " (the first is on line %d)", dup->line);
+        if (kind == FE_CONFIG_RFCOMM)
+            fe_errf(err, err_len, "a second [rfcomm] section: there may be only one%s", where);
+        else
+            fe_errf(err, err_len, "a second [serial %s] section: names must be unique%s", name,
+                    where);
+        return -1;
+    }
+    if (c->driver_count >= FE_CONFIG_DRIVERS_MAX) {
+        fe_errf(err, err_len, "too many [serial NAME] and [rfcomm] sections (at most %d)",
+                FE_CONFIG_DRIVERS_MAX);
+        return -1;
+    }
+    fe_config_driver *dr = &c->drivers[c->driver_count];
+    memset(dr, 0, sizeof(*dr));
+    dr->kind = kind;
+    memcpy(dr->name, name, strlen(name) + 1); /* checked above: fits */
+    dr->line = line;
+    return (int)c->driver_count++;
+}
+
+/* Copy s into the text space; its offset, or -1 when full. */
+static int add_text(fe_config *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (n > sizeof(c->driver_text) - c->driver_text_len)
+        return -1;
+    size_t at = c->driver_text_len;
+    memcpy(c->driver_text + at, s, n);
+    c->driver_text_len += n;
+    return (int)at;
+}
+
+int fe_config_driver_add_pair(fe_config *c, size_t index, const char *key, const char *value,
+                              int line, char *err, size_t err_len)
+{
+    if (!c || index >= c->driver_count || !key || !value) {
+        fe_errf(err, err_len, "no such section");
+        return -1;
+    }
+    fe_config_driver *dr = &c->drivers[index];
+    if (!key[0]) {
+        fe_errf(err, err_len, "empty key");
+        return -1;
+    }
+    if (dr->pair_count >= FE_CONFIG_DRIVER_KEYS_MAX) {
+        fe_errf(err, err_len, "too many keys in one section (at most %d)",
+                FE_CONFIG_DRIVER_KEYS_MAX);
+        return -1;
+    }
+    size_t keep = c->driver_text_len;
+    int k = add_text(c, key), v = k < 0 ? -1 : add_text(c, value);
+    if (k < 0 || v < 0) {
+        c->driver_text_len = keep;
+        fe_errf(err, err_len,
+                "the [serial NAME] and [rfcomm] sections hold too much text (at most %d bytes "
+                "of keys and values)",
+                FE_CONFIG_DRIVER_TEXT_MAX);
+        return -1;
+    }
+    dr->pairs[dr->pair_count++] = (fe_config_pair){(uint16_t)k, (uint16_t)v, line};
+    return 0;
+}
+
+/* A [section] header on line: check the kind, and start a driver section.
+ * Called from the line reader, so that sections without keys count too. */
+static void on_section(parse_state *ps, const char *sec, int line)
+{
+    char name[FE_CONFIG_DRIVER_NAME_MAX + 8], msg[256];
+    int extra;
+    enum section_kind k = section_kind(sec, name, sizeof(name), &extra);
+    ps->driver = -1;
+    ps->key_seen = 0;
+    if (k == SEC_NODE || k == SEC_UDP) {
+        if (!extra)
+            return;
+        k = SEC_UNKNOWN;
+    }
+    if (k == SEC_UNKNOWN) {
+        snprintf(msg, sizeof(msg), "section [%s] is not supported by this build", sec);
+        line_err(ps, line, msg);
+        return;
+    }
+    int idx = fe_config_driver_add(ps->c, k == SEC_SERIAL ? FE_CONFIG_SERIAL : FE_CONFIG_RFCOMM,
+                                   name, line, msg, sizeof(msg));
+    if (idx < 0) {
+        line_err(ps, line, msg);
+        return;
+    }
+    ps->driver = idx;
+}
+
 /* inih calls this for each "key = value"; nonzero means accepted. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     parse_state *ps = user;
     char msg[256];
+    ps->key_seen = 1;
     if (!value)
         value = ""; /* only if inih was built to allow keys without '=' */
     if (!*section) {
@@ -373,9 +571,24 @@ static int on_key(void *user, const char *section, const char *name, const char 
         line_err(ps, ps->line, msg);
         return 0;
     }
+    char sname[FE_CONFIG_DRIVER_NAME_MAX + 8];
+    int extra;
+    enum section_kind kind = section_kind(section, sname, sizeof(sname), &extra);
+    if (kind == SEC_SERIAL || kind == SEC_RFCOMM) {
+        /* The driver checks these keys; here they are only kept. A header
+         * that failed has been reported already. */
+        if (ps->driver < 0)
+            return 0;
+        if (fe_config_driver_add_pair(ps->c, (size_t)ps->driver, name, value, ps->line, msg,
+                                      sizeof(msg)) != 0) {
+            line_err(ps, ps->line, msg);
+            return 0;
+        }
+        return 1;
+    }
     for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
         const section_def *sd = &sections[s];
-        if (strcmp(section, sd->name) != 0)
+        if (extra || (int)s != (int)kind)
             continue;
         for (size_t k = 0; k < sd->nkeys; k++) {
             const key_def *kd = &sd->keys[k];
@@ -384,7 +597,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
             uint32_t bit = 1u << k;
             if (!kd->repeatable && (ps->seen[s] & bit)) {
                 snprintf(msg, sizeof(msg), "duplicate key '%s' in [%s] (it may appear only once)",
-                         name, section);
+                         name, sd->name);
                 line_err(ps, ps->line, msg);
                 return 0;
             }
@@ -395,7 +608,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
             }
             return 1;
         }
-        snprintf(msg, sizeof(msg), "unknown key '%s' in [%s]", name, section);
+        snprintf(msg, sizeof(msg), "unknown key '%s' in [%s]", name, sd->name);
         line_err(ps, ps->line, msg);
         return 0;
     }
@@ -430,11 +643,24 @@ static char *read_line(char *str, int num, void *stream)
         size_t lead = 0;
         while (lead < content && (line[lead] == ' ' || line[lead] == '\t'))
             lead++;
-        if (lead < content && line[lead] == '[')
-            ps->section_line = ps->line; /* for messages about the section */
         memcpy(str, line, content);
         str[content] = '\n';
         str[content + 1] = '\0';
+        /* A header, as inih will see it: an indented line after a key is
+         * a continuation of that key's value, whatever it holds. */
+        if (lead < content && line[lead] == '[' && !(lead > 0 && ps->key_seen)) {
+            ps->section_line = ps->line; /* for messages about the section */
+            /* inih takes the text up to the first ']' as the section; without
+             * one it reports a syntax error itself. */
+            char *close = strchr(str + lead + 1, ']');
+            if (close) {
+                char sec[FE_CONFIG_LINE_MAX];
+                size_t n = (size_t)(close - (str + lead + 1));
+                memcpy(sec, str + lead + 1, n);
+                sec[n] = '\0';
+                on_section(ps, sec, ps->line);
+            }
+        }
     }
     return str;
 }
@@ -451,6 +677,7 @@ static int parse_text(fe_config *c, const char *text, size_t len, const char *or
     ps.end = text + len;
     ps.err = err;
     ps.err_len = err_len;
+    ps.driver = -1;
     int rc = ini_parse_stream(read_line, &ps, on_key, &ps);
     if (rc < 0) {
         fe_errf(err, err_len, "%s: out of memory while parsing", origin);

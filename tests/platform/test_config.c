@@ -73,6 +73,8 @@ static void test_defaults(void **state)
     assert_false(c.udp.broadcast);
     assert_int_equal(c.udp.peers_count, 0);
     assert_int_equal(c.udp.mtu, 1200);
+    assert_int_equal(c.driver_count, 0);
+    assert_int_equal(c.driver_text_len, 0);
 
     char err[256];
     assert_int_equal(fe_config_finish(&c, err, sizeof(err)), 0);
@@ -301,10 +303,13 @@ static void test_structure_errors(void **state)
                  "<string>:6: duplicate key 'port' in [udp] (it may appear only once)");
     expect_error("name = a\n",
                  "<string>:1: key 'name' is outside any section (put it under [node] or [udp])");
-    expect_error("[node]\nname = a\n\n[serial lora]\ndevice = /dev/ttyUSB0\n",
-                 "<string>:4: section [serial lora] is not supported by this build");
-    expect_error("[rfcomm]\nchannel = 3\n",
-                 "<string>:1: section [rfcomm] is not supported by this build");
+    expect_error("[node]\nname = a\n\n[lora radio]\ndevice = /dev/ttyUSB0\n",
+                 "<string>:4: section [lora radio] is not supported by this build");
+    /* A section is refused at its header, even with no keys under it. */
+    expect_error("[node]\nname = a\n[bluetooth]\n",
+                 "<string>:3: section [bluetooth] is not supported by this build");
+    expect_error("[node extra]\nname = a\n",
+                 "<string>:1: section [node extra] is not supported by this build");
     expect_error("[node]\nname = a\nthis line has no equals sign\n",
                  "<string>:3: syntax error: expected [section] or key = value");
     expect_error("[node\nname = a\n",
@@ -329,6 +334,201 @@ static void test_structure_errors(void **state)
     ys[198 - 7] = '\0';
     snprintf(longline, sizeof(longline), "[node]\nname = %s\n", ys);
     expect_error(longline, "<string>:2: line is too long (at most 197 characters)");
+}
+
+/* The pair at index i of dr is key = value, from line. */
+static void expect_pair(const fe_config *c, const fe_config_driver *dr, size_t i, const char *key,
+                        const char *value, int line)
+{
+    assert_true(i < dr->pair_count);
+    assert_string_equal(fe_config_key(c, &dr->pairs[i]), key);
+    assert_string_equal(fe_config_value(c, &dr->pairs[i]), value);
+    assert_int_equal(dr->pairs[i].line, line);
+}
+
+/* [serial NAME] and [rfcomm]: kept as (key, value, line) for the drivers,
+ * whatever the keys are. */
+static void test_driver_sections(void **state)
+{
+    (void)state;
+    fe_config c;
+    char err[512];
+    fe_config_defaults(&c);
+    const char *text = "[node]\n"
+                       "name = relay\n"
+                       "[serial lora0]\n"
+                       "path = /dev/ttyUSB0   ; the E32\n"
+                       "profile = at\n"
+                       "at_init = AT+NETWORKID=5\n"
+                       "at_init = AT+BAND=868500000\n"
+                       "[ serial\tcable-2.b ]\n"
+                       "anything = goes here\n"
+                       "[rfcomm]\n"
+                       "\n"
+                       "[udp]\n"
+                       "port = 4800\n";
+    assert_int_equal(fe_config_load_string(&c, text, err, sizeof(err)), 0);
+    assert_string_equal(c.name, "relay");
+    assert_int_equal(c.udp.port, 4800);
+    assert_int_equal(c.driver_count, 3);
+
+    const fe_config_driver *lora = &c.drivers[0];
+    assert_int_equal(lora->kind, FE_CONFIG_SERIAL);
+    assert_string_equal(lora->name, "lora0");
+    assert_int_equal(lora->line, 3);
+    assert_int_equal(lora->pair_count, 4);
+    expect_pair(&c, lora, 0, "path", "/dev/ttyUSB0", 4);
+    expect_pair(&c, lora, 1, "profile", "at", 5);
+    expect_pair(&c, lora, 2, "at_init", "AT+NETWORKID=5", 6);
+    expect_pair(&c, lora, 3, "at_init", "AT+BAND=868500000", 7);
+
+    const fe_config_driver *cable = &c.drivers[1];
+    assert_int_equal(cable->kind, FE_CONFIG_SERIAL);
+    assert_string_equal(cable->name, "cable-2.b");
+    assert_int_equal(cable->line, 8);
+    assert_int_equal(cable->pair_count, 1);
+    expect_pair(&c, cable, 0, "anything", "goes here", 9);
+
+    /* No keys at all: still a section (inih alone would never report it). */
+    const fe_config_driver *bt = &c.drivers[2];
+    assert_int_equal(bt->kind, FE_CONFIG_RFCOMM);
+    assert_string_equal(bt->name, "");
+    assert_int_equal(bt->line, 10);
+    assert_int_equal(bt->pair_count, 0);
+
+    assert_ptr_equal(fe_config_driver_find(&c, FE_CONFIG_SERIAL, "cable-2.b"), cable);
+    assert_ptr_equal(fe_config_driver_find(&c, FE_CONFIG_RFCOMM, NULL), bt);
+    assert_null(fe_config_driver_find(&c, FE_CONFIG_SERIAL, "lora1"));
+
+    /* A copy of the struct carries its strings along (offsets, not pointers). */
+    fe_config *copy = malloc(sizeof(*copy));
+    assert_non_null(copy);
+    *copy = c;
+    memset(&c, 0, sizeof(c));
+    expect_pair(copy, &copy->drivers[0], 3, "at_init", "AT+BAND=868500000", 7);
+
+    /* A second load adds to the sections; names stay unique across loads. */
+    assert_int_equal(
+        fe_config_load_string(copy, "[serial lora1]\npath = /dev/ttyS0\n", err, sizeof(err)), 0);
+    assert_int_equal(copy->driver_count, 4);
+    expect_pair(copy, &copy->drivers[3], 0, "path", "/dev/ttyS0", 2);
+    assert_int_equal(fe_config_load_string(copy, "\n[serial lora0]\n", err, sizeof(err)), -1);
+    assert_string_equal(err, "<string>:2: a second [serial lora0] section: names must be unique "
+                             "(the first is on line 3)");
+    assert_int_equal(copy->driver_count, 4);
+    free(copy);
+
+    /* inih reads an indented line after a key as more of its value, even
+     * one that looks like a header: it must not start a section here
+     * either. Indented at the start of a section, it is a header. */
+    fe_config_defaults(&c);
+    assert_int_equal(fe_config_load_string(&c,
+                                           "[serial a]\npath = x\n  [serial b]\nbaud = 9600\n"
+                                           "[node]\n  [serial c]\n",
+                                           err, sizeof(err)),
+                     0);
+    assert_int_equal(c.driver_count, 2);
+    assert_string_equal(c.drivers[0].name, "a");
+    assert_int_equal(c.drivers[0].pair_count, 3);
+    expect_pair(&c, &c.drivers[0], 1, "path", "[serial b]", 3);
+    expect_pair(&c, &c.drivers[0], 2, "baud", "9600", 4);
+    assert_string_equal(c.drivers[1].name, "c");
+    assert_int_equal(c.drivers[1].line, 6);
+}
+
+static void test_driver_section_errors(void **state)
+{
+    (void)state;
+    expect_error("[serial a]\npath = x\n[serial a]\n",
+                 "<string>:3: a second [serial a] section: names must be unique (the first is "
+                 "on line 1)");
+    expect_error("[rfcomm]\n[node]\nhops = 2\n[rfcomm]\nchannel = 3\n",
+                 "<string>:4: a second [rfcomm] section: there may be only one (the first is on "
+                 "line 1)");
+    expect_error("[serial]\npath = x\n",
+                 "<string>:1: [serial] needs a name: [serial NAME], like [serial lora0]");
+    expect_error("[rfcomm bt0]\n",
+                 "<string>:1: [rfcomm] takes no name (there is at most one rfcomm section)");
+    expect_error("[serial lora 0]\n", "<string>:1: serial section name 'lora 0' must be 1..31 "
+                                      "characters of A-Z, a-z, 0-9, _ . -");
+    expect_error("[serial lora/0]\n", "<string>:1: serial section name 'lora/0' must be 1..31 "
+                                      "characters of A-Z, a-z, 0-9, _ . -");
+    /* 31 characters fit, 32 do not. */
+    char text[256];
+    snprintf(text, sizeof(text), "[serial %031d]\n[serial %032d]\n", 1, 2);
+    expect_error(text, "<string>:2: serial section name '00000000000000000000000000000002' must "
+                       "be 1..31 characters of A-Z, a-z, 0-9, _ . -");
+    /* A key before any section is still refused. */
+    expect_error("path = x\n[serial a]\n",
+                 "<string>:1: key 'path' is outside any section (put it under [node] or [udp])");
+
+    /* Bounds: sections, keys per section, text. */
+    static char many[FE_CONFIG_DRIVER_TEXT_MAX * 2];
+    size_t n = 0;
+    for (int i = 0; i < FE_CONFIG_DRIVERS_MAX + 1; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "[serial s%d]\n", i);
+    expect_error(many, "<string>:17: too many [serial NAME] and [rfcomm] sections (at most 16)");
+
+    n = (size_t)snprintf(many, sizeof(many), "[serial a]\n");
+    for (int i = 0; i < FE_CONFIG_DRIVER_KEYS_MAX + 1; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "at_init = AT+X=%d\n", i);
+    expect_error(many, "<string>:34: too many keys in one section (at most 32)");
+
+    /* 16 sections x 32 lines of ~190 bytes: far more than the text space. */
+    char value[180];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    n = 0;
+    int line = 0, full_at = 0;
+    size_t used = 0;
+    for (int sec = 0; sec < FE_CONFIG_DRIVERS_MAX && !full_at; sec++) {
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "[serial s%d]\n", sec);
+        line++;
+        for (int k = 0; k < FE_CONFIG_DRIVER_KEYS_MAX && !full_at; k++) {
+            n += (size_t)snprintf(many + n, sizeof(many) - n, "key = %s\n", value);
+            line++;
+            used += 4 + sizeof(value);
+            if (used > FE_CONFIG_DRIVER_TEXT_MAX)
+                full_at = line;
+        }
+    }
+    assert_true(full_at > 0);
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "<string>:%d: the [serial NAME] and [rfcomm] sections hold too much text (at most "
+             "%d bytes of keys and values)",
+             full_at, FE_CONFIG_DRIVER_TEXT_MAX);
+    expect_error(many, msg);
+}
+
+/* Sections from elsewhere than a file (ferryd's --serial and --rfcomm). */
+static void test_driver_add(void **state)
+{
+    (void)state;
+    fe_config c;
+    char err[256];
+    fe_config_defaults(&c);
+    int a = fe_config_driver_add(&c, FE_CONFIG_SERIAL, "ttyUSB0", 0, err, sizeof(err));
+    assert_int_equal(a, 0);
+    assert_int_equal(fe_config_driver_add_pair(&c, 0, "path", "/dev/ttyUSB0", 0, err, sizeof(err)),
+                     0);
+    assert_int_equal(fe_config_driver_add(&c, FE_CONFIG_SERIAL, "ttyUSB0", 0, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "a second [serial ttyUSB0] section: names must be unique");
+    assert_int_equal(fe_config_driver_add(&c, FE_CONFIG_RFCOMM, "", 0, err, sizeof(err)), 1);
+    assert_int_equal(fe_config_driver_add(&c, FE_CONFIG_RFCOMM, "", 0, err, sizeof(err)), -1);
+    assert_int_equal(fe_config_driver_add_pair(&c, 1, "enabled", "true", 0, err, sizeof(err)), 0);
+    assert_int_equal(fe_config_driver_add_pair(&c, 2, "path", "x", 0, err, sizeof(err)), -1);
+    assert_string_equal(err, "no such section");
+    assert_int_equal(fe_config_driver_add_pair(&c, 0, "", "x", 0, err, sizeof(err)), -1);
+    assert_int_equal(
+        fe_config_driver_add(&c, (enum fe_config_driver_kind)7, "x", 0, err, sizeof(err)), -1);
+    assert_int_equal(c.driver_count, 2);
+    expect_pair(&c, &c.drivers[0], 0, "path", "/dev/ttyUSB0", 0);
+    expect_pair(&c, &c.drivers[1], 0, "enabled", "true", 0);
+    /* A file loaded afterwards sees them: its [rfcomm] is a second one. */
+    assert_int_equal(fe_config_load_string(&c, "[rfcomm]\n", err, sizeof(err)), -1);
+    assert_string_equal(err, "<string>:1: a second [rfcomm] section: there may be only one");
 }
 
 static void test_files(void **state)
@@ -443,6 +643,8 @@ int main(void)
         cmocka_unit_test(test_durations),        cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_structure_errors), cmocka_unit_test(test_files),
         cmocka_unit_test(test_garbage_files),    cmocka_unit_test(test_finish_socket_too_long),
+        cmocka_unit_test(test_driver_sections),  cmocka_unit_test(test_driver_section_errors),
+        cmocka_unit_test(test_driver_add),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -94,11 +94,12 @@ channel = 7
 inquiry = false
 CONF
 
-# start NAME ADAPTER_ADDRESS: prints the pid.
+# start NAME ADAPTER_ADDRESS: prints the pid. The daemon's stdout must not
+# be the $(...) pipe, or the substitution would wait for the daemon to exit.
 start() {
     env LD_PRELOAD="$SHIM" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
         FERRY_BTSHIM_DIR="$T/air" FERRY_BTSHIM_ADDR="$2" \
-        "$FERRYD" --foreground --config "$T/$1.conf" 2>>"$T/$1.log" &
+        "$FERRYD" --foreground --config "$T/$1.conf" >/dev/null 2>>"$T/$1.log" &
     echo $!
 }
 

@@ -3,16 +3,19 @@
 # B's, B's hears A's and C's, C's hears only B's. A message from alice to
 # carol must be relayed by bob, and carol's receipt must come back to alice.
 #
-# Usage: serial_relay.sh BIN_DIR   (the build's bin directory: ferryd, ferry,
-# ferry-modem-emu). Exits 77 (skipped) while ferryd has no serial transport
-# (detected with "ferryd --help | grep serial"); it then needs the [serial
-# NAME] configuration section described in hw/README.md.
+# Usage: serial_relay.sh BIN_DIR [SHIM_SO]   (the build's bin directory:
+# ferryd, ferry, ferry-modem-emu; and libferry_ptyshim.so, preloaded into
+# the daemons so that libserialport accepts the emulator's ptys). Exits 77
+# (skipped) while ferryd has no serial transport (detected with "ferryd
+# --help | grep serial"); it then needs the [serial NAME] configuration
+# section described in hw/README.md.
 #
 # Only processes started here are signalled, by pid; the EXIT trap stops
 # them and removes the temporary directory.
 set -eu
 
-BIN=${1:?usage: $0 BIN_DIR}
+BIN=${1:?usage: $0 BIN_DIR [SHIM_SO]}
+SHIM=${2:-}
 FERRYD=$BIN/ferryd
 FERRY=$BIN/ferry
 EMU=$BIN/ferry-modem-emu
@@ -85,7 +88,13 @@ baud = 115200
 air_rate = 19200
 at_init = AT+NETWORKID=5
 CONF
-    "$FERRYD" --foreground --config "$T/$name.conf" 2>>"$T/$name.log" &
+    if [ -n "$SHIM" ]; then
+        env LD_PRELOAD="$SHIM" \
+            ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+            "$FERRYD" --foreground --config "$T/$name.conf" 2>>"$T/$name.log" &
+    else
+        "$FERRYD" --foreground --config "$T/$name.conf" 2>>"$T/$name.log" &
+    fi
     STARTED="$STARTED $!"
     n=$((n + 1))
 done

@@ -12,6 +12,12 @@
 #include <sodium.h>
 
 #include "log.h"
+#ifdef FE_HAVE_SERIAL
+#include "serial.h"
+#endif
+#ifdef FE_HAVE_RFCOMM
+#include "rfcomm.h"
+#endif
 
 #define HEX_ID (2 * FE_MSG_ID_BYTES)
 #define HEX_ADDR (2 * FE_ADDR_BYTES)
@@ -296,32 +302,195 @@ cJSON *fe_daemon_message_json(fe_daemon *d, const fe_inbox_rec *m, uint64_t now_
     return done(o, ok);
 }
 
-cJSON *fe_daemon_link_json(fe_daemon *d)
+/* --- links and transports --- */
+
+static const char *transport_type(enum fe_dtransport_type t)
+{
+    switch (t) {
+    case FE_DT_UDP:
+        return "udp";
+    case FE_DT_SERIAL:
+        return "serial";
+    case FE_DT_RFCOMM:
+        return "rfcomm";
+    }
+    return "unknown";
+}
+
+/* udp: the driver's counters. */
+static int udp_fields(cJSON *o, const fe_dtransport *tr)
 {
     fe_udp_stats st;
-    char detail[256];
+    fe_udp_get_stats(tr->t, &st);
+    return add_num(o, "rx_frames", st.rx_frames) && add_num(o, "tx_frames", st.tx_frames) &&
+           add_num(o, "rx_dropped", st.rx_dropped) && add_num(o, "tx_errors", st.tx_errors) &&
+           add_num(o, "port", fe_udp_port(tr->t));
+}
+
+/* serial: the driver's counters, its port and its airtime. */
+static int serial_fields(cJSON *o, const fe_dtransport *tr, uint64_t now)
+{
+#ifdef FE_HAVE_SERIAL
+    fe_serial_stats st;
+    fe_serial_get_stats(tr->t, now, &st);
+    uint64_t tx_errors =
+        st.tx_dropped + st.tx_too_big + st.tx_over_budget + st.tx_lost + st.modem_errors;
+    int ok = add_num(o, "rx_frames", st.frames_in) && add_num(o, "tx_frames", st.frames_out) &&
+             add_num(o, "rx_dropped", st.crc_errors + st.rx_rejects) &&
+             add_num(o, "tx_errors", tx_errors) &&
+             cJSON_AddStringToObject(o, "port_state", st.is_open ? "open" : "retrying") &&
+             add_num(o, "opens", st.opens) && add_num(o, "reopens", st.reopens) &&
+             add_num(o, "queued", st.queued) &&
+             add_num(o, "airtime_used_ms", st.airtime_window_us / 1000u) &&
+             add_num(o, "airtime_window_s", tr->airtime_window_ms / 1000u) &&
+             (st.airtime_budget_us == UINT64_MAX
+                  ? cJSON_AddNullToObject(o, "airtime_budget_ms") != NULL
+                  : add_num(o, "airtime_budget_ms", st.airtime_budget_us / 1000u)) &&
+             add_num(o, "airtime_total_ms", st.airtime_us / 1000u) &&
+             add_num(o, "crc_errors", st.crc_errors) && add_num(o, "rx_rejects", st.rx_rejects) &&
+             add_num(o, "tx_dropped", st.tx_dropped) && add_num(o, "tx_too_big", st.tx_too_big) &&
+             add_num(o, "tx_over_budget", st.tx_over_budget) && add_num(o, "tx_lost", st.tx_lost) &&
+             add_num(o, "modem_errors", st.modem_errors) &&
+             add_num(o, "tx_retries", st.tx_retries) && add_num(o, "budget_waits", st.budget_waits);
+    return ok;
+#else
+    (void)o;
+    (void)tr;
+    (void)now;
+    return 0;
+#endif
+}
+
+static void peer_address(char *out, size_t cap, const fe_dlink *l)
+{
+    snprintf(out, cap, "unknown");
+#ifdef FE_HAVE_RFCOMM
+    fe_bt_addr a;
+    if (l->tr->type == FE_DT_RFCOMM && fe_rfcomm_peer_addr(l->tr->t, l->peer, &a) == 0)
+        fe_bt_addr_format(out, cap, &a);
+#else
+    (void)l;
+#endif
+}
+
+cJSON *fe_daemon_link_json(fe_daemon *d, const fe_dlink *l)
+{
+    const fe_dtransport *tr = l->tr;
+    uint64_t now = fe_daemon_now(d);
+    char detail[512], name[96], peer[32] = "";
     cJSON *o = cJSON_CreateObject();
-    if (!o || !d->udp)
-        return done(o, 0);
-    fe_udp_get_stats(d->udp, &st);
-    fe_udp_describe(d->udp, detail, sizeof(detail));
-    int ok = cJSON_AddStringToObject(o, "name", d->udp->label) &&
-             cJSON_AddStringToObject(o, "kind", "broadcast") &&
-             add_num(o, "mtu", d->udp->ops->mtu(d->udp)) &&
-             cJSON_AddBoolToObject(o, "up", d->udp_up) && add_num(o, "rx_frames", st.rx_frames) &&
-             add_num(o, "tx_frames", st.tx_frames) && add_num(o, "rx_dropped", st.rx_dropped) &&
-             add_num(o, "tx_errors", st.tx_errors) && add_num(o, "port", fe_udp_port(d->udp)) &&
-             cJSON_AddStringToObject(o, "detail", detail);
+    if (!o)
+        return NULL;
+    fe_links_describe(tr, detail, sizeof(detail));
+    if (tr->type == FE_DT_RFCOMM) {
+        peer_address(peer, sizeof(peer), l);
+        snprintf(name, sizeof(name), "%s %s", tr->name, peer);
+    } else {
+        snprintf(name, sizeof(name), "%s", tr->name);
+    }
+    int ok = cJSON_AddStringToObject(o, "name", name) &&
+             cJSON_AddStringToObject(o, "transport", transport_type(tr->type)) &&
+             add_num(o, "link_id", l->id) &&
+             cJSON_AddStringToObject(o, "kind", l->peer ? "p2p" : "broadcast") &&
+             add_num(o, "mtu", tr->t->ops->mtu(tr->t)) && cJSON_AddBoolToObject(o, "up", l->up) &&
+             (l->up ? add_num(o, "up_s", ago_s(now, l->up_ms))
+                    : cJSON_AddNullToObject(o, "up_s") != NULL);
+    switch (tr->type) {
+    case FE_DT_UDP:
+        ok = ok && udp_fields(o, tr);
+        break;
+    case FE_DT_SERIAL:
+        ok = ok && serial_fields(o, tr, now);
+        break;
+    case FE_DT_RFCOMM:
+        /* The driver counts for all peers together: these are the link's own. */
+        ok = ok && cJSON_AddStringToObject(o, "peer", peer) &&
+             add_num(o, "rx_frames", l->rx_frames) && add_num(o, "tx_frames", l->tx_frames) &&
+             add_num(o, "rx_dropped", 0) && add_num(o, "tx_errors", l->tx_refused);
+        break;
+    }
+    ok = ok && cJSON_AddStringToObject(o, "detail", detail);
     return done(o, ok);
 }
 
+/* Every link: broadcast ones in id order (udp, then serial), then p2p. */
 static cJSON *links_json(fe_daemon *d)
 {
     cJSON *a = cJSON_CreateArray();
-    if (a && d->udp) {
-        cJSON *l = fe_daemon_link_json(d);
+    uint32_t last = 0;
+    for (size_t round = 0; a && round < FE_DAEMON_LINKS_MAX; round++) {
+        const fe_dlink *next = NULL;
+        for (size_t i = 0; i < FE_DAEMON_LINKS_MAX; i++) {
+            const fe_dlink *l = &d->links[i];
+            if (l->id > last && (!next || l->id < next->id))
+                next = l;
+        }
+        if (!next)
+            break;
+        last = next->id;
+        cJSON *l = fe_daemon_link_json(d, next);
         if (!l || !cJSON_AddItemToArray(a, l)) {
             cJSON_Delete(l);
+            return done(a, 0);
+        }
+    }
+    return a;
+}
+
+#ifdef FE_HAVE_RFCOMM
+static const char *rfcomm_state_name(enum fe_rfcomm_state s)
+{
+    switch (s) {
+    case FE_RFCOMM_CLOSED:
+        return "closed";
+    case FE_RFCOMM_RUNNING:
+        return "running";
+    case FE_RFCOMM_NO_KERNEL:
+        return "no_kernel_support";
+    case FE_RFCOMM_NO_ADAPTER:
+        return "no_adapter";
+    case FE_RFCOMM_ADAPTER_DOWN:
+        return "adapter_down";
+    case FE_RFCOMM_NO_PERMISSION:
+        return "no_permission";
+    }
+    return "unknown";
+}
+#endif
+
+/* One object per transport, links or not (an RFCOMM with no adapter has
+ * none, but its state is what the user wants to see). */
+static cJSON *transports_json(fe_daemon *d)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < d->tr_count; i++) {
+        const fe_dtransport *tr = &d->tr[i];
+        char detail[512];
+        size_t up = 0;
+        for (size_t k = 0; k < FE_DAEMON_LINKS_MAX; k++)
+            up += d->links[k].id && d->links[k].tr == tr && d->links[k].up;
+        fe_links_describe(tr, detail, sizeof(detail));
+        cJSON *o = cJSON_CreateObject();
+        int ok = o && cJSON_AddStringToObject(o, "name", tr->name) &&
+                 cJSON_AddStringToObject(o, "transport", transport_type(tr->type)) &&
+                 cJSON_AddBoolToObject(o, "open", tr->open) && add_num(o, "links_up", up) &&
+                 cJSON_AddStringToObject(o, "detail", detail);
+#ifdef FE_HAVE_RFCOMM
+        if (ok && tr->type == FE_DT_RFCOMM) {
+            fe_rfcomm_stats st;
+            fe_rfcomm_get_stats(tr->t, &st);
+            ok = cJSON_AddStringToObject(o, "state",
+                                         rfcomm_state_name(fe_rfcomm_get_state(tr->t))) &&
+                 add_num(o, "channel", fe_rfcomm_channel(tr->t)) && add_num(o, "dials", st.dials) &&
+                 add_num(o, "dial_failures", st.dial_failures) &&
+                 add_num(o, "accepted", st.accepted) &&
+                 add_num(o, "rx_bad_frames", st.rx_bad_frames) &&
+                 add_num(o, "tx_refused", st.tx_refused);
+        }
+#endif
+        if (!done(o, ok) || !cJSON_AddItemToArray(a, o)) {
+            if (ok)
+                cJSON_Delete(o);
             return done(a, 0);
         }
     }
@@ -605,11 +774,70 @@ static cJSON *cmd_peers(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_e
     fe_daemon *d = ctx;
     (void)cl;
     (void)req;
-    cJSON *o = cJSON_CreateObject(), *links = links_json(d);
-    int ok = o && links && cJSON_AddItemToObject(o, "links", links);
-    if (!ok)
-        cJSON_Delete(links);
+    cJSON *o = cJSON_CreateObject(), *links = links_json(d), *trs = transports_json(d);
+    int ok = o && links && trs;
+    if (ok && cJSON_AddItemToObject(o, "links", links))
+        links = NULL;
+    else
+        ok = 0;
+    if (ok && cJSON_AddItemToObject(o, "transports", trs))
+        trs = NULL;
+    else
+        ok = 0;
+    cJSON_Delete(links);
+    cJSON_Delete(trs);
     return done(o, ok) ? o : oom(err);
+}
+
+#ifdef FE_HAVE_SERIAL
+typedef struct port_walk {
+    cJSON *list;
+    int failed;
+} port_walk;
+
+static void port_row(void *ctx, const fe_serial_port_info *p)
+{
+    port_walk *w = ctx;
+    char usb[16];
+    cJSON *o = cJSON_CreateObject();
+    snprintf(usb, sizeof(usb), "%04x:%04x", p->usb_vid, p->usb_pid);
+    int ok = o && add_text(o, "path", p->path, strlen(p->path)) &&
+             add_text(o, "description", p->description, strlen(p->description)) &&
+             (p->usb ? cJSON_AddStringToObject(o, "usb_id", usb) != NULL
+                     : cJSON_AddNullToObject(o, "usb_id") != NULL) &&
+             add_text(o, "usb_serial", p->usb_serial, strlen(p->usb_serial)) &&
+             add_text(o, "manufacturer", p->manufacturer, strlen(p->manufacturer)) &&
+             add_text(o, "product", p->product, strlen(p->product));
+    if (!done(o, ok) || !cJSON_AddItemToArray(w->list, o)) {
+        if (ok)
+            cJSON_Delete(o);
+        w->failed = 1;
+    }
+}
+#endif
+
+static cJSON *cmd_ports(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_error *err)
+{
+    (void)ctx;
+    (void)cl;
+    (void)req;
+#ifdef FE_HAVE_SERIAL
+    port_walk w = {cJSON_CreateArray(), 0};
+    if (!w.list)
+        return oom(err);
+    int rc = fe_serial_list_ports(port_row, &w);
+    if (rc < 0) {
+        cJSON_Delete(w.list);
+        return fail(err, "internal", "cannot list the serial ports: %s", fe_strerror(rc));
+    }
+    cJSON *o = cJSON_CreateObject();
+    int ok = !w.failed && o && cJSON_AddItemToObject(o, "ports", w.list);
+    if (!ok)
+        cJSON_Delete(w.list);
+    return done(o, ok) ? o : oom(err);
+#else
+    return fail(err, "internal", "this ferryd was built without serial support (libserialport)");
+#endif
 }
 
 static cJSON *cmd_announce(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_error *err)
@@ -889,10 +1117,11 @@ static cJSON *cmd_stats(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_e
     (void)req;
     fe_node_get_stats(d->node, &s);
     cJSON *o = cJSON_CreateObject();
-    cJSON *parts[4] = {engine_stats(&s), store_stats(d), links_json(d), daemon_stats(d)};
-    static const char *const keys[4] = {"engine", "store", "links", "daemon"};
+    cJSON *parts[5] = {engine_stats(&s), store_stats(d), links_json(d), transports_json(d),
+                       daemon_stats(d)};
+    static const char *const keys[5] = {"engine", "store", "links", "transports", "daemon"};
     int ok = o != NULL;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         if (ok && parts[i] && cJSON_AddItemToObject(o, keys[i], parts[i]))
             continue;
         ok = 0;
@@ -919,6 +1148,7 @@ const fe_ctl_command fe_daemon_commands[] = {
     {"inbox", cmd_inbox, 0},
     {"users", cmd_users, 0},
     {"peers", cmd_peers, 0},
+    {"ports", cmd_ports, 0},
     {"announce", cmd_announce, 0},
     {"verify", cmd_verify, FE_CTL_DURABLE},
     {"groups", cmd_groups, 0},

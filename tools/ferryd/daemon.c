@@ -232,8 +232,7 @@ static void send_frames(fe_daemon *d)
         memcpy(&len, d->fq + pos + 4, sizeof(len));
         enum fe_prio prio = (enum fe_prio)d->fq[pos + 6];
         const uint8_t *frame = d->fq + pos + FQ_HDR;
-        if (link == FE_DAEMON_LINK_UDP && d->udp_up &&
-            d->udp->ops->send(d->udp, 0, frame, len, prio, now) == 0)
+        if (fe_links_send(d, link, frame, len, prio, now) == 0)
             d->n.frames_sent++;
         else
             d->n.frames_dropped++;
@@ -349,11 +348,7 @@ static void resync(fe_daemon *d)
     d->node = fresh;
     d->resync_needed = 0;
     d->n.resyncs++;
-    if (d->udp_up) {
-        fe_link_info li = {.kind = FE_LINK_BROADCAST, .mtu = d->udp->ops->mtu(d->udp)};
-        if (fe_node_link_up(d->node, FE_DAEMON_LINK_UDP, &li, now) != 0)
-            fe_log(FE_LOG_ERROR, "engine: cannot bring the udp link up again");
-    }
+    fe_links_relink(d, now);
     fe_log(d->n.resyncs == 1 || d->fail_streak == 0 ? FE_LOG_WARN : FE_LOG_DEBUG,
            "engine reloaded from %s after the failed write", d->db_path);
 }
@@ -512,10 +507,12 @@ static void emit_events(fe_daemon *d)
     free_events(d);
 }
 
-static void link_event(fe_daemon *d, const char *state)
+void fe_daemon_link_event(fe_daemon *d, const fe_dlink *link, const char *state)
 {
+    if (!d->ctl)
+        return; /* still starting: nobody can be subscribed */
     cJSON *j = cJSON_CreateObject();
-    cJSON *l = fe_daemon_link_json(d);
+    cJSON *l = fe_daemon_link_json(d, link);
     if (j && l && cJSON_AddStringToObject(j, "event", "link") &&
         cJSON_AddStringToObject(j, "state", state) && cJSON_AddItemToObject(j, "link", l)) {
         l = NULL;
@@ -523,119 +520,6 @@ static void link_event(fe_daemon *d, const char *state)
     }
     cJSON_Delete(l);
     cJSON_Delete(j);
-}
-
-/* ------------------------------------------------------------------ */
-/* The UDP transport. */
-
-static void on_frame_in(void *ctx, fe_transport *t, uint32_t peer, const uint8_t *frame, size_t len)
-{
-    fe_daemon *d = ctx;
-    (void)t;
-    (void)peer;
-    d->rx_seen++;
-    int rc = fe_node_on_frame(d->node, FE_DAEMON_LINK_UDP, frame, len, fe_daemon_now(d));
-    if (rc < 0 && fe_err_is_fatal(rc))
-        fe_log(FE_LOG_ERROR, "engine: %s while handling a frame (see the store error above)",
-               fe_strerror(rc));
-}
-
-static uint64_t udp_seen(const fe_daemon *d)
-{
-    fe_udp_stats st;
-    fe_udp_get_stats(d->udp, &st);
-    return st.rx_frames + st.rx_dropped + st.rx_own + st.rx_errors;
-}
-
-static uint64_t on_reopen(fe_loop *loop, int64_t id, uint64_t now_ms, void *ctx);
-static void on_udp_fd(fe_loop *loop, int fd, void *ctx);
-
-static void udp_failed(fe_daemon *d)
-{
-    uint64_t now = fe_daemon_now(d);
-    fe_log(FE_LOG_ERROR, "udp: receiving failed (%s); link down, reopening every %u s",
-           strerror(errno), FE_DAEMON_REOPEN_MS / 1000u);
-    fe_loop_fd_del(d->loop, d->udp->ops->poll_fd(d->udp));
-    d->udp->ops->close(d->udp);
-    d->udp_up = 0;
-    (void)fe_node_link_down(d->node, FE_DAEMON_LINK_UDP, now);
-    link_event(d, "down");
-    if (d->t_reopen <= 0) {
-        int64_t t = fe_loop_timer_add(d->loop, now + FE_DAEMON_REOPEN_MS, on_reopen, d);
-        d->t_reopen = t > 0 ? t : 0;
-    }
-}
-
-static void on_udp_fd(fe_loop *loop, int fd, void *ctx)
-{
-    fe_daemon *d = ctx;
-    (void)loop;
-    (void)fd;
-    /* The driver reads FE_UDP_RX_BURST datagrams per call; read a few
-     * bursts while it keeps finding some, so a busy turn costs one commit
-     * for many frames rather than one per burst. Bounded, so control
-     * clients are still served between. */
-    for (int round = 0; round < FE_DAEMON_RX_ROUNDS; round++) {
-        uint64_t before = udp_seen(d);
-        if (d->udp->ops->on_readable(d->udp, fe_daemon_now(d)) != 0) {
-            udp_failed(d);
-            return;
-        }
-        if (udp_seen(d) - before < FE_UDP_RX_BURST)
-            return;
-    }
-}
-
-static int udp_start(fe_daemon *d, char *err, size_t err_len)
-{
-    int fd = d->udp->ops->poll_fd(d->udp);
-    fe_link_info li = {.kind = FE_LINK_BROADCAST, .mtu = d->udp->ops->mtu(d->udp)};
-    if (fd < 0 || fe_loop_fd_add(d->loop, fd, on_udp_fd, d) != 0) {
-        snprintf(err, err_len, "udp: cannot watch the socket");
-        return -1;
-    }
-    if (fe_node_link_up(d->node, FE_DAEMON_LINK_UDP, &li, fe_daemon_now(d)) != 0) {
-        fe_loop_fd_del(d->loop, fd);
-        snprintf(err, err_len, "engine: cannot bring the udp link up (mtu %zu)", li.mtu);
-        return -1;
-    }
-    d->udp_up = 1;
-    return 0;
-}
-
-static uint64_t on_reopen(fe_loop *loop, int64_t id, uint64_t now_ms, void *ctx)
-{
-    fe_daemon *d = ctx;
-    char err[256];
-    (void)loop;
-    (void)id;
-    if (d->udp->ops->open(d->udp, err, sizeof(err)) != 0 || udp_start(d, err, sizeof(err)) != 0) {
-        d->udp->ops->close(d->udp);
-        fe_log(FE_LOG_DEBUG, "%s; trying again in %u s", err, FE_DAEMON_REOPEN_MS / 1000u);
-        return now_ms + FE_DAEMON_REOPEN_MS;
-    }
-    fe_log(FE_LOG_INFO, "udp: link up again");
-    link_event(d, "up");
-    d->t_reopen = 0;
-    return FE_LOOP_NOMORE;
-}
-
-static void udp_config(const fe_config *c, fe_udp_config *u)
-{
-    fe_udp_config_default(u);
-    u->port = c->udp.port;
-    u->group[0] = '\0';
-    if (c->udp.group.s_addr != 0)
-        inet_ntop(AF_INET, &c->udp.group, u->group, sizeof(u->group));
-    snprintf(u->iface, sizeof(u->iface), "%s", c->udp.interface);
-    u->broadcast = c->udp.broadcast;
-    u->mtu = c->udp.mtu;
-    for (size_t i = 0; i < c->udp.peers_count && i < FE_UDP_PEERS_MAX; i++) {
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &c->udp.peers[i].addr, a, sizeof(a));
-        snprintf(u->peers[i], sizeof(u->peers[i]), "%s:%u", a, (unsigned)c->udp.peers[i].port);
-        u->peer_count = i + 1;
-    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -660,7 +544,7 @@ static uint64_t on_node_timer(fe_loop *loop, int64_t id, uint64_t now_ms, void *
 
 static uint64_t transport_deadline(const fe_daemon *d, uint64_t now)
 {
-    uint64_t t = d->udp_up ? d->udp->ops->next_deadline(d->udp) : UINT64_MAX;
+    uint64_t t = fe_links_deadline(d);
     return t == UINT64_MAX ? now + NEVER_MS : t;
 }
 
@@ -669,8 +553,7 @@ static uint64_t on_transport_timer(fe_loop *loop, int64_t id, uint64_t now_ms, v
     fe_daemon *d = ctx;
     (void)loop;
     (void)id;
-    if (d->udp_up)
-        d->udp->ops->tick(d->udp, now_ms);
+    fe_links_tick(d, now_ms);
     return transport_deadline(d, now_ms);
 }
 
@@ -908,7 +791,8 @@ static int start_node(fe_daemon *d, char *err, size_t err_len)
 
 static int start_io(fe_daemon *d, char *err, size_t err_len)
 {
-    if (fe_loop_new(&d->loop, 64) != 0 || !(d->fq = malloc(FE_DAEMON_FRAMEQ_BYTES))) {
+    if (fe_loop_new(&d->loop, FE_DAEMON_FDS_MAX) != 0 ||
+        !(d->fq = malloc(FE_DAEMON_FRAMEQ_BYTES))) {
         snprintf(err, err_len, "out of memory");
         return -1;
     }
@@ -918,17 +802,8 @@ static int start_io(fe_daemon *d, char *err, size_t err_len)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (d->cfg.udp.enabled) {
-        fe_udp_config u;
-        fe_transport_events ev = {.ctx = d, .frame_in = on_frame_in};
-        udp_config(&d->cfg, &u);
-        if (fe_udp_new(&d->udp, &u, &ev) != 0) {
-            snprintf(err, err_len, "udp: cannot create the transport");
-            return -1;
-        }
-        if (d->udp->ops->open(d->udp, err, err_len) != 0 || udp_start(d, err, err_len) != 0)
-            return -1;
-    }
+    if (fe_links_start(d, err, err_len) != 0)
+        return -1;
     fe_ctl_config cc = {.path = d->cfg.socket,
                         .group = d->cfg.socket_group,
                         .commands = fe_daemon_commands,
@@ -952,7 +827,7 @@ static int start_io(fe_daemon *d, char *err, size_t err_len)
 
 static void log_start(fe_daemon *d)
 {
-    char addr[2 * FE_ADDR_BYTES + 1], fpr[FE_DAEMON_FPR_BUF], udp[320] = "udp disabled";
+    char addr[2 * FE_ADDR_BYTES + 1], fpr[FE_DAEMON_FPR_BUF];
     fe_sqlstore_rowcounts rc;
     fe_addr_to_hex(addr, sizeof(addr), d->id.addr);
     fe_ident_fingerprint(fpr, sizeof(fpr), d->id.pk);
@@ -965,17 +840,7 @@ static void log_start(fe_daemon *d)
                d->cfg.data_dir, (unsigned long long)rc.items, (unsigned long long)rc.own_items,
                (unsigned long long)rc.inbox, (unsigned long long)rc.inbox_unshown,
                (unsigned long long)rc.directory, (unsigned long long)rc.groups);
-    if (d->udp) {
-        fe_udp_describe(d->udp, udp, sizeof(udp));
-        for (size_t i = 0; i < d->cfg.udp.peers_count; i++) {
-            char a[INET_ADDRSTRLEN];
-            size_t n = strlen(udp);
-            inet_ntop(AF_INET, &d->cfg.udp.peers[i].addr, a, sizeof(a));
-            snprintf(udp + n, sizeof(udp) - n, "%s%s:%u", i ? ", " : ": ", a,
-                     (unsigned)d->cfg.udp.peers[i].port);
-        }
-    }
-    fe_log(FE_LOG_INFO, "%s", udp);
+    fe_links_log_start(d);
     fe_log(FE_LOG_INFO, "control socket %s; ready", d->cfg.socket);
 }
 
@@ -1015,9 +880,10 @@ int fe_daemon_run(fe_daemon *d)
      * peers told we go offline, and that notice actually sent. */
     uint64_t now = fe_daemon_now(d);
     persist_timeline(d, now);
-    if (d->udp_up)
+    if (fe_links_any_up(d))
         (void)fe_node_going_offline(d->node, now);
     commit_and_release(d);
+    fe_links_drain(d, FE_DAEMON_DRAIN_MS); /* radios: let the notice leave the queue */
     fe_log(FE_LOG_INFO, "stopped");
     return rc == 0 ? 0 : 1;
 }
@@ -1026,8 +892,10 @@ void fe_daemon_del(fe_daemon *d)
 {
     if (!d)
         return;
+    /* Transports first: RFCOMM reports its peers down to the node as it
+     * closes. */
+    fe_links_stop(d);
     fe_ctl_del(d->ctl);
-    fe_udp_del(d->udp);
     fe_node_del(d->node);
     fe_sqlstore_close(d->sql);
     fe_loop_del(d->loop);

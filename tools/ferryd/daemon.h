@@ -1,8 +1,10 @@
-/* ferryd's wiring: the engine (core/node.h) on a SQLite store, one UDP
- * link, the event loop, and the control socket (docs/API.md).
+/* ferryd's wiring: the engine (core/node.h) on a SQLite store, its links
+ * (UDP, serial radios, Bluetooth RFCOMM: links.h), the event loop, and the
+ * control socket (docs/API.md).
  *
  * One loop turn, as the daemon drives it:
- *   - fds: UDP frames go into the node, control requests into handlers;
+ *   - fds: frames from the transports go into the node, control requests
+ *     into handlers;
  *   - timers: node and transport deadlines, the time line every minute;
  *   - before_sleep: events for subscribers are built, the turn's store
  *     writes are committed in one transaction, and only then do the frames

@@ -12,20 +12,21 @@
 #include "config.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "links.h"
 #include "loop.h"
 #include "node.h"
 #include "sqlstore.h"
 #include "udp.h"
 #include "wire.h" /* FE_T_*: message types */
 
-#define FE_DAEMON_LINK_UDP 1u               /* engine link id of the UDP transport */
 #define FE_DAEMON_FRAMEQ_BYTES (512u << 10) /* frames held until the turn's commit */
 #define FE_DAEMON_EVENTS_MAX 4096           /* events queued per turn; more are dropped */
 #define FE_DAEMON_INBOX_LIMIT_MAX 1000      /* messages per inbox reply */
 #define FE_DAEMON_PERSIST_MS 60000u         /* time line written this often */
 #define FE_DAEMON_PRUNE_MS 3600000u         /* expired seen ids removed this often */
 #define FE_DAEMON_REOPEN_MS 10000u          /* a failed transport is reopened this often */
-#define FE_DAEMON_RX_ROUNDS 16              /* transport reads per readiness (64 frames each) */
+#define FE_DAEMON_RX_ROUNDS 16              /* UDP reads per readiness (64 frames each) */
+#define FE_DAEMON_FDS_MAX 128 /* watched fds: control socket and clients, signals, transports */
 /* Fingerprint buffer: room to spare, as fe_ident_fingerprint wants more
  * than FE_FINGERPRINT_CHARS + 1 to write the last group whole. */
 #define FE_DAEMON_FPR_BUF (FE_FINGERPRINT_CHARS + 8)
@@ -85,12 +86,15 @@ struct fe_daemon {
     int turn_failed; /* a commit of this turn failed: its durable replies fail */
     char failure[FE_SQLSTORE_ERRMSG_MAX + 96];
 
-    fe_transport *udp;
-    int udp_up;
-    uint64_t rx_seen; /* frames handed up by the transport, for read bursts */
+    /* transports and engine links (links.c) */
+    fe_dtransport tr[FE_DAEMON_TRANSPORTS_MAX];
+    size_t tr_count;
+    fe_dlink links[FE_DAEMON_LINKS_MAX];
+    uint32_t next_p2p; /* next p2p link id to try, from the pool */
+    int stopping;      /* shutting down: frames in are ignored, no link events */
 
     fe_ctl *ctl;
-    int64_t t_node, t_transport, t_persist, t_prune, t_reopen;
+    int64_t t_node, t_transport, t_persist, t_prune;
 
     /* frames the node produced this turn: [link u32][len u16][prio u8][bytes] */
     uint8_t *fq;
@@ -127,6 +131,9 @@ extern const size_t fe_daemon_command_count;
 /* JSON objects of docs/API.md; NULL when out of memory. */
 cJSON *fe_daemon_user_json(fe_daemon *d, const fe_dir_rec *u, uint64_t now_ms);
 cJSON *fe_daemon_message_json(fe_daemon *d, const fe_inbox_rec *m, uint64_t now_ms);
-cJSON *fe_daemon_link_json(fe_daemon *d);
+cJSON *fe_daemon_link_json(fe_daemon *d, const fe_dlink *l);
+
+/* daemon.c: tell subscribers a link went up or down (state "up"/"down"). */
+void fe_daemon_link_event(fe_daemon *d, const fe_dlink *l, const char *state);
 
 #endif

@@ -10,7 +10,11 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "links.h"
 #include "log.h"
+#ifdef FE_HAVE_SERIAL
+#include "serial.h"
+#endif
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -29,17 +33,41 @@ static void usage(FILE *f)
             "  --udp-port N       UDP port ([udp] port)\n"
             "  --peer IP:PORT     static UDP peer; repeatable; replaces the [udp] peers\n"
             "  --no-multicast     no multicast discovery: static peers only\n"
+            "  --no-udp           no UDP transport at all ([udp] enabled = false)\n"
+            "  --serial PATH[:PROFILE]\n"
+            "                     a serial radio modem on PATH, PROFILE hdlc (default), kiss,\n"
+            "                     transparent or at; repeatable; adds to the [serial NAME]\n"
+            "                     sections of the file\n"
+            "  --rfcomm           Bluetooth RFCOMM links, with the [rfcomm] settings or defaults\n"
+            "  --list-ports       list the serial ports of this system and exit\n"
             "  --help, --version\n\n"
+            "Configuration sections: [node], [udp], [serial NAME] (one per serial radio\n"
+            "modem, several allowed) and [rfcomm] (Bluetooth, at most one); their keys are\n"
+            "described in hw/README.md and hw/bluetooth.md, examples in hw/examples/.\n"
+            "Serial support: %s; Bluetooth RFCOMM support: %s.\n\n"
             "Without --foreground ferryd detaches and logs to DIR/ferryd.log.\n"
             "Exit status: 0 stopped by SIGTERM/SIGINT, 1 could not start or run, 2 usage or\n"
-            "configuration error.\n");
+            "configuration error.\n",
+#ifdef FE_HAVE_SERIAL
+            "yes",
+#else
+            "no (built without libserialport)",
+#endif
+#ifdef FE_HAVE_RFCOMM
+            "yes"
+#else
+            "no (built without libbluetooth)"
+#endif
+    );
 }
 
 typedef struct options {
     const char *config, *data_dir, *socket, *name, *log_level, *udp_port;
     const char *peers[FE_CONFIG_PEERS_MAX];
     size_t peer_count;
-    int foreground, no_multicast;
+    const char *serials[FE_CONFIG_DRIVERS_MAX];
+    size_t serial_count;
+    int foreground, no_multicast, no_udp, rfcomm, list_ports;
 } options;
 
 static int parse_args(options *o, int argc, char **argv)
@@ -54,6 +82,10 @@ static int parse_args(options *o, int argc, char **argv)
         O_PORT,
         O_PEER,
         O_NOMC,
+        O_NOUDP,
+        O_SERIAL,
+        O_RFCOMM,
+        O_PORTS,
         O_HELP,
         O_VERSION
     };
@@ -67,6 +99,10 @@ static int parse_args(options *o, int argc, char **argv)
         {"udp-port", required_argument, NULL, O_PORT},
         {"peer", required_argument, NULL, O_PEER},
         {"no-multicast", no_argument, NULL, O_NOMC},
+        {"no-udp", no_argument, NULL, O_NOUDP},
+        {"serial", required_argument, NULL, O_SERIAL},
+        {"rfcomm", no_argument, NULL, O_RFCOMM},
+        {"list-ports", no_argument, NULL, O_PORTS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -98,6 +134,22 @@ static int parse_args(options *o, int argc, char **argv)
             break;
         case O_NOMC:
             o->no_multicast = 1;
+            break;
+        case O_NOUDP:
+            o->no_udp = 1;
+            break;
+        case O_SERIAL:
+            if (o->serial_count == FE_CONFIG_DRIVERS_MAX) {
+                fprintf(stderr, "ferryd: at most %d --serial options\n", FE_CONFIG_DRIVERS_MAX);
+                return EXIT_USAGE;
+            }
+            o->serials[o->serial_count++] = optarg;
+            break;
+        case O_RFCOMM:
+            o->rfcomm = 1;
+            break;
+        case O_PORTS:
+            o->list_ports = 1;
             break;
         case O_PEER:
             if (o->peer_count == FE_CONFIG_PEERS_MAX) {
@@ -154,6 +206,72 @@ static int copy_opt(char *dst, size_t cap, const char *value, const char *opt)
     return 0;
 }
 
+/* --serial PATH[:PROFILE]: a [serial NAME] section named after the
+ * device ("ttyUSB0", then "ttyUSB0-2"...), so logs and `ferry peers` say
+ * which one. The driver checks path and profile with the rest. */
+static int serial_option(fe_config *c, const char *arg)
+{
+    char path[FE_CONFIG_LINE_MAX], name[FE_CONFIG_DRIVER_NAME_MAX], err[256];
+    const char *profile = NULL;
+    size_t n = strlen(arg);
+    const char *colon = strrchr(arg, ':');
+    /* A ':' followed by a '/' is part of the path, not a profile. */
+    if (colon && !strchr(colon, '/')) {
+        profile = colon + 1;
+        n = (size_t)(colon - arg);
+    }
+    if (n == 0 || n >= sizeof(path)) {
+        fprintf(stderr, "ferryd: --serial %s: expected PATH[:PROFILE], PATH at most %zu bytes\n",
+                arg, sizeof(path) - 1);
+        return -1;
+    }
+    memcpy(path, arg, n);
+    path[n] = '\0';
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char stem[FE_CONFIG_DRIVER_NAME_MAX - 4];
+    size_t k = 0;
+    for (; k < sizeof(stem) - 1 && base[k]; k++) {
+        unsigned char ch = (unsigned char)base[k];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '.' || ch == '-';
+        stem[k] = ok ? (char)ch : '_';
+    }
+    stem[k] = '\0';
+    if (k == 0)
+        snprintf(stem, sizeof(stem), "serial");
+    snprintf(name, sizeof(name), "%s", stem);
+    for (int i = 2; fe_config_driver_find(c, FE_CONFIG_SERIAL, name) && i < 100; i++)
+        snprintf(name, sizeof(name), "%s-%d", stem, i);
+    int idx = fe_config_driver_add(c, FE_CONFIG_SERIAL, name, 0, err, sizeof(err));
+    if (idx < 0 || fe_config_driver_add_pair(c, (size_t)idx, "path", path, 0, err, sizeof(err)) ||
+        (profile &&
+         fe_config_driver_add_pair(c, (size_t)idx, "profile", profile, 0, err, sizeof(err)))) {
+        fprintf(stderr, "ferryd: --serial %s: %s\n", arg, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* --rfcomm: the [rfcomm] section, or one with the defaults, enabled. */
+static int rfcomm_option(fe_config *c)
+{
+    char err[256];
+    int idx = -1;
+    for (size_t i = 0; i < c->driver_count; i++)
+        if (c->drivers[i].kind == FE_CONFIG_RFCOMM)
+            idx = (int)i;
+    if (idx < 0)
+        idx = fe_config_driver_add(c, FE_CONFIG_RFCOMM, "", 0, err, sizeof(err));
+    /* Last, so it overrides an "enabled = false" of the file. */
+    if (idx < 0 ||
+        fe_config_driver_add_pair(c, (size_t)idx, "enabled", "true", 0, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ferryd: --rfcomm: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int build_config(fe_config *c, const options *o)
 {
     char err[512];
@@ -181,11 +299,58 @@ static int build_config(fe_config *c, const options *o)
             return -1;
     if (o->no_multicast)
         c->udp.group.s_addr = 0;
+    if (o->no_udp)
+        c->udp.enabled = 0;
+    for (size_t i = 0; i < o->serial_count; i++)
+        if (serial_option(c, o->serials[i]) != 0)
+            return -1;
+    if (o->rfcomm && rfcomm_option(c) != 0)
+        return -1;
     if (fe_config_finish(c, err, sizeof(err)) != 0) {
         fprintf(stderr, "ferryd: %s\n", err);
         return -1;
     }
+    /* The drivers check their own sections, before anything starts. */
+    if (fe_links_check_config(c, o->config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
     return 0;
+}
+
+#ifdef FE_HAVE_SERIAL
+static void print_port(void *ctx, const fe_serial_port_info *p)
+{
+    (void)ctx;
+    printf("%s", p->path);
+    if (p->description[0])
+        printf("  %s", p->description);
+    if (p->usb) {
+        printf("  usb %04x:%04x", p->usb_vid, p->usb_pid);
+        if (p->usb_serial[0])
+            printf("  serial %s", p->usb_serial);
+    }
+    printf("\n");
+}
+#endif
+
+/* --list-ports: one line per port (path, description, USB VID:PID and
+ * serial number when known), for the [serial NAME] path or usb key. */
+static int list_ports(void)
+{
+#ifdef FE_HAVE_SERIAL
+    int n = fe_serial_list_ports(print_port, NULL);
+    if (n < 0) {
+        fprintf(stderr, "ferryd: cannot list the serial ports: %s\n", fe_strerror(n));
+        return EXIT_RUNTIME;
+    }
+    if (n == 0)
+        printf("no serial ports found\n");
+    return 0;
+#else
+    fprintf(stderr, "ferryd: built without serial support (libserialport): no ports to list\n");
+    return EXIT_RUNTIME;
+#endif
 }
 
 /* mkdir -p, new directories owner-only. */
@@ -307,6 +472,8 @@ int main(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
         return rc;
+    if (o.list_ports)
+        return list_ports();
     if (build_config(&cfg, &o) != 0)
         return EXIT_USAGE;
     fe_log_set_ident("ferryd");
