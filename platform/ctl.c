@@ -101,6 +101,8 @@ static int buf_reserve(buf *b, size_t extra)
 
 static int buf_append(buf *b, const char *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* b->p may still be NULL: no memcpy from or to it */
     if (buf_reserve(b, n) != 0)
         return -1;
     memcpy(b->p + b->len, p, n);
@@ -526,7 +528,8 @@ static int release(fe_ctl_client *cl, const char *store_failure)
         }
         if (rc == 0)
             rc = buf_append(&cl->out, cl->stage.p + pos, cl->stage.len - pos);
-        cl->ctl->st.errors += cl->span_count;
+        for (size_t i = 0; i < cl->span_count; i++)
+            cl->ctl->st.errors += cl->spans[i].is_reply; /* dropped events are not errors */
     }
     for (size_t i = 0; i < cl->span_count; i++)
         cJSON_Delete(cl->spans[i].id);

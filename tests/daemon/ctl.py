@@ -519,6 +519,85 @@ def cmd_pid(path):
     print(struct.unpack("3i", cred)[0])
 
 
+def cmd_flood_texts(path, to, n, prefix, outfile, window="10"):
+    """Send n messages "<prefix>-<i>" pipelined (at most window unanswered);
+    append "<message_id> <text>" to outfile for every ok reply as it
+    arrives. Ends quietly when the daemon goes away (the kill tests kill
+    it); prints the number of ok replies."""
+    n, window = int(n), int(window)
+    acked = sent = got = 0
+    try:
+        c = Conn(path, timeout=10.0)
+    except OSError:
+        print(0)
+        return
+    texts = {}
+    with open(outfile, "a", buffering=1) as out:
+        try:
+            while got < n:
+                while sent < n and sent - got < window:
+                    texts[sent] = "%s-%d" % (prefix, sent)
+                    c.send_raw((json.dumps({"id": sent, "cmd": "send", "to": to,
+                                            "text": texts[sent]}) + "\n").encode())
+                    sent += 1
+                r = c.line()
+                if r.get("ok"):
+                    out.write("%s %s\n" % (r["result"]["message_id"], texts[r["id"]]))
+                    acked += 1
+                got += 1
+        except (OSError, EOFError, ValueError):
+            pass
+    c.close()
+    print(acked)
+
+
+def texts_with(path, prefix):
+    return [m["text"] for m in inbox(path) if m["text"].startswith(prefix)]
+
+
+def cmd_check_texts(path, okfile, prefix, timeout):
+    """Kill-test verdict at the receiver, by text: every acknowledged text
+    ("<id> <text>" lines of okfile) delivered exactly once, and no text
+    with prefix delivered twice. Waits up to timeout for the missing ones.
+    Prints the figures; exits 1 on a loss or a duplicate."""
+    with open(okfile) as f:
+        acked = {line.split(" ", 1)[1].rstrip("\n") for line in f if line.strip()}
+    end = time.time() + float(timeout)
+    texts = []
+    while time.time() < end:
+        texts = texts_with(path, prefix)
+        if acked <= set(texts):
+            break
+        time.sleep(0.2)
+    lost = acked - set(texts)
+    dups = {t for t in texts if texts.count(t) > 1}
+    print("accepted=%d delivered=%d lost=%d duplicated=%d unacknowledged_delivered=%d" %
+          (len(acked), len(set(texts)), len(lost), len(dups), len(set(texts) - acked)))
+    if lost:
+        die("%d acknowledged messages never arrived, e.g. %s" % (len(lost), sorted(lost)[:3]))
+    if dups:
+        die("delivered twice: %s" % sorted(dups)[:5])
+
+
+def cmd_wait_texts(path, prefix, n, timeout):
+    """Wait until at least n distinct texts with prefix are in the inbox, or
+    timeout; print how many distinct ones and how many in all (exit 0
+    either way: the caller judges)."""
+    end = time.time() + float(timeout)
+    texts = []
+    while True:
+        texts = texts_with(path, prefix)
+        if len(set(texts)) >= int(n) or time.time() >= end:
+            break
+        time.sleep(0.2)
+    print("%d %d" % (len(set(texts)), len(texts)))
+
+
+def cmd_stats(path):
+    """The whole `stats` result, as JSON."""
+    print(json.dumps(ok(req(path, {"cmd": "stats"}))))
+
+
 def main():
     if len(sys.argv) < 2:
         die("usage: ctl.py COMMAND ARGS...")
