@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check sanitize fuzz lint clean
+.PHONY: all deps build demo check sanitize fuzz lint valgrind clean
 
 all: build
 
@@ -25,6 +25,10 @@ sanitize: deps
 	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFE_SANITIZE=ON -DFE_WERROR=ON >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+
+# The multi-process daemon tests with ferryd under valgrind memcheck.
+valgrind: build
+	@./scripts/valgrind-tests.sh $(BUILD)
 
 lint: deps
 	@./scripts/lint.sh

@@ -3,7 +3,7 @@
 # Uses sudo when not root. Safe to run again: it does nothing when all are present.
 set -e
 PKGS="gcc make cmake pkg-config libsodium-dev libcmocka-dev libsqlite3-dev libinih-dev \
-libcjson-dev libserialport-dev libbluetooth-dev clang cppcheck tmux iproute2 procps python3"
+libcjson-dev libserialport-dev libbluetooth-dev clang cppcheck valgrind tmux iproute2 procps python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
