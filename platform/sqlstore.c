@@ -49,6 +49,7 @@ enum {
     ST_INBOX_PUT,
     ST_INBOX_UNSHOWN,
     ST_INBOX_NEWEST,
+    ST_INBOX_AFTER,
     ST_INBOX_MARK,
     ST_SENT_PUT,
     ST_SENT_DELIVERED,
@@ -89,6 +90,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INBOX_NEWEST] = "SELECT * FROM (SELECT rowid, id, type, from_addr, group_id,"
                         " received_ms, text, shown FROM inbox ORDER BY rowid DESC LIMIT ?1)"
                         " ORDER BY rowid",
+    [ST_INBOX_AFTER] = "SELECT rowid, id, type, from_addr, group_id, received_ms, text, shown"
+                       " FROM inbox WHERE rowid > ?2 ORDER BY rowid LIMIT ?1",
     [ST_INBOX_MARK] = "UPDATE inbox SET shown = 1 WHERE rowid = ?1",
     [ST_SENT_PUT] = "INSERT INTO sent(id, to_addr, type, sent_ms, delivered_ms)"
                     " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET"
@@ -123,7 +126,7 @@ struct fe_sqlstore {
     sqlite3_stmt *st[ST_COUNT];
     int autobatch;
     uint64_t bad_rows;
-    int wal_pages;               /* WAL size after the last commit, from the WAL hook */
+    int wal_pages; /* WAL size after the last commit, from the WAL hook */
     uint64_t checkpoint_failures;
     char errmsg[FE_SQLSTORE_ERRMSG_MAX];
 };
@@ -641,14 +644,15 @@ static sqlite3_int64 sql_limit(size_t limit)
     return limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit; /* -1: no limit */
 }
 
-int fe_sqlstore_inbox_list(fe_sqlstore *s, int unshown_only, size_t limit, fe_sqlstore_inbox_cb cb,
-                           void *ctx)
+static int inbox_walk(fe_sqlstore *s, int which, int64_t after, size_t limit,
+                      fe_sqlstore_inbox_cb cb, void *ctx)
 {
-    int which = unshown_only ? ST_INBOX_UNSHOWN : ST_INBOX_NEWEST;
     sqlite3_stmt *st = load_stmt(s, which, "inbox_list");
     if (!st || !cb)
         return st ? fail_msg(s, "invalid argument", "inbox_list") : FE_ERR_STORE;
     sqlite3_bind_int64(st, 1, sql_limit(limit));
+    if (which == ST_INBOX_AFTER)
+        sqlite3_bind_int64(st, 2, after);
     int ret = 0;
     while (load_step(s, st, "inbox_list", &ret)) {
         fe_inbox_rec r;
@@ -669,6 +673,18 @@ int fe_sqlstore_inbox_list(fe_sqlstore *s, int unshown_only, size_t limit, fe_sq
     }
     done(st);
     return ret;
+}
+
+int fe_sqlstore_inbox_list(fe_sqlstore *s, int unshown_only, size_t limit, fe_sqlstore_inbox_cb cb,
+                           void *ctx)
+{
+    return inbox_walk(s, unshown_only ? ST_INBOX_UNSHOWN : ST_INBOX_NEWEST, 0, limit, cb, ctx);
+}
+
+int fe_sqlstore_inbox_after(fe_sqlstore *s, int64_t after, size_t limit, fe_sqlstore_inbox_cb cb,
+                            void *ctx)
+{
+    return inbox_walk(s, ST_INBOX_AFTER, after, limit, cb, ctx);
 }
 
 int fe_sqlstore_inbox_mark_shown(fe_sqlstore *s, int64_t rowid)

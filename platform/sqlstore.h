@@ -91,6 +91,10 @@ typedef int (*fe_sqlstore_sent_cb)(void *ctx, const fe_sent_rec *r);
  * else 0 or FE_ERR_STORE. */
 int fe_sqlstore_inbox_list(fe_sqlstore *s, int unshown_only, size_t limit, fe_sqlstore_inbox_cb cb,
                            void *ctx);
+/* The oldest `limit` rows (0 = all) with rowid greater than `after`, shown
+ * or not, in arrival order: pages through the whole inbox. */
+int fe_sqlstore_inbox_after(fe_sqlstore *s, int64_t after, size_t limit, fe_sqlstore_inbox_cb cb,
+                            void *ctx);
 /* Mark a row shown. 0, FE_ERR_NOTFOUND or FE_ERR_STORE. */
 int fe_sqlstore_inbox_mark_shown(fe_sqlstore *s, int64_t rowid);
 

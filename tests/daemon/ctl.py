@@ -120,8 +120,17 @@ def cmd_send(path, to, text):
 
 
 def inbox(path):
-    return ok(req(path, {"cmd": "inbox", "unread_only": False, "limit": 1000,
-                         "mark_read": False}))["messages"]
+    """The whole inbox, read or not, a page at a time (a reply holds at most
+    1,000 messages)."""
+    msgs, after = [], 0
+    for _ in range(10000):
+        page = ok(req(path, {"cmd": "inbox", "after": after, "limit": 1000,
+                             "mark_read": False}))["messages"]
+        if not page:
+            return msgs
+        msgs += page
+        after = page[-1]["seq"]
+    die("inbox on %s: more than 10,000 pages" % path)
 
 
 def cmd_wait_inbox(path, want_file, timeout):
@@ -455,6 +464,13 @@ def cmd_commands_tour(a, b):
     assert ok(req(b, {"cmd": "inbox"}))["messages"] == []
     assert len(ok(req(b, {"cmd": "inbox", "unread_only": False}))["messages"]) == 3
     expect_error(b, {"cmd": "inbox", "limit": -1}, "bad_request")
+    # paging with "after": read or not, strictly after the given seq.
+    first = ok(req(b, {"cmd": "inbox", "after": 0, "limit": 1}))["messages"]
+    assert [m["message_id"] for m in first] == [m1], first
+    rest = ok(req(b, {"cmd": "inbox", "after": first[0]["seq"]}))["messages"]
+    assert [m["message_id"] for m in rest] == [m2, m3], rest
+    assert ok(req(b, {"cmd": "inbox", "after": rest[-1]["seq"]}))["messages"] == []
+    expect_error(b, {"cmd": "inbox", "after": "x"}, "bad_request")
 
     # groups: create, join by invite, send both ways, invite by message, leave.
     g = ok(req(a, {"cmd": "group_create", "name": "camp"}))

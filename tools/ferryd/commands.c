@@ -674,7 +674,7 @@ static int inbox_row(void *ctx, int64_t rowid, const fe_inbox_rec *r, int shown)
 {
     inbox_walk *w = ctx;
     cJSON *m = fe_daemon_message_json(w->d, r, w->now);
-    if (!m || !cJSON_AddItemToArray(w->list, m)) {
+    if (!m || !add_num(m, "seq", (uint64_t)rowid) || !cJSON_AddItemToArray(w->list, m)) {
         cJSON_Delete(m);
         w->failed = 1;
         return 1;
@@ -688,12 +688,15 @@ static cJSON *cmd_inbox(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_e
 {
     fe_daemon *d = ctx;
     int unread_only, mark_read;
-    size_t limit;
+    size_t limit, after;
     (void)cl;
     if (arg_bool(req, "unread_only", 1, &unread_only, err) != 0 ||
         arg_bool(req, "mark_read", 1, &mark_read, err) != 0 ||
-        arg_count(req, "limit", 100, FE_DAEMON_INBOX_LIMIT_MAX, &limit, err) != 0)
+        arg_count(req, "limit", 100, FE_DAEMON_INBOX_LIMIT_MAX, &limit, err) != 0 ||
+        arg_count(req, "after", 0, (size_t)INT64_MAX, &after, err) != 0)
         return NULL;
+    /* "after" pages through the whole inbox, read or not. */
+    int paging = cJSON_GetObjectItemCaseSensitive(req, "after") != NULL;
     if (limit == 0)
         limit = FE_DAEMON_INBOX_LIMIT_MAX; /* "all" as far as one reply goes */
     cJSON *o = cJSON_CreateObject();
@@ -704,7 +707,8 @@ static cJSON *cmd_inbox(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_e
         cJSON_Delete(o);
         return oom(err);
     }
-    int rc = fe_sqlstore_inbox_list(d->sql, unread_only, limit, inbox_row, &w);
+    int rc = paging ? fe_sqlstore_inbox_after(d->sql, (int64_t)after, limit, inbox_row, &w)
+                    : fe_sqlstore_inbox_list(d->sql, unread_only, limit, inbox_row, &w);
     if (rc != 0 || w.failed) {
         free(w.unshown);
         cJSON_Delete(o);
