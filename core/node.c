@@ -17,9 +17,9 @@
 
 enum { T_RELAY = 1, T_EXPIRE = 2 };
 
-#define ANNOUNCE_MIN_GAP_MS 60000u     /* own announces and accepted announces per key */
-#define HOUSEKEEPING_MS 60000u         /* dedupe sweep */
-#define SUMMARY_TOKENS_MAX 256         /* per summary frame, whatever the MTU */
+#define ANNOUNCE_MIN_GAP_MS 60000u /* own announces and accepted announces per key */
+#define HOUSEKEEPING_MS 60000u     /* dedupe sweep */
+#define SUMMARY_TOKENS_MAX 256     /* per summary frame, whatever the MTU */
 
 typedef struct fe_link {
     uint32_t id;
@@ -104,11 +104,15 @@ static fe_link *link_find(fe_node *n, uint32_t id)
 static enum fe_prio prio_of(uint8_t type, size_t len)
 {
     switch (type) {
-    case FE_T_RECEIPT: return FE_PRIO_RECEIPT;
+    case FE_T_RECEIPT:
+        return FE_PRIO_RECEIPT;
     case FE_T_DM:
-    case FE_T_ANON: return len <= 255 ? FE_PRIO_SMALL : FE_PRIO_BULK;
-    case FE_T_GROUP: return FE_PRIO_BULK;
-    default: return FE_PRIO_SYNC;
+    case FE_T_ANON:
+        return len <= 255 ? FE_PRIO_SMALL : FE_PRIO_BULK;
+    case FE_T_GROUP:
+        return FE_PRIO_BULK;
+    default:
+        return FE_PRIO_SYNC;
     }
 }
 
@@ -127,8 +131,8 @@ static void emit(fe_node *n, const fe_link *l, const uint8_t *frame, size_t len,
     }
     uint8_t frag[FE_FRAME_MAX];
     for (unsigned i = 0; i < count; i++) {
-        ptrdiff_t fl = fe_frag_make(frag, l->mtu < sizeof frag ? l->mtu : sizeof frag, frame, len,
-                                    l->mtu, i);
+        ptrdiff_t fl =
+            fe_frag_make(frag, l->mtu < sizeof frag ? l->mtu : sizeof frag, frame, len, l->mtu, i);
         if (fl <= 0)
             return;
         n->cb.send(n->cb.ctx, l->id, frag, (size_t)fl, prio == FE_PRIO_SMALL ? FE_PRIO_BULK : prio);
@@ -167,10 +171,8 @@ static int timer_live(void *ctx, const fe_timer *t)
 
 static int push_timer(fe_node *n, const fe_item *it, uint8_t kind, uint64_t due)
 {
-    fe_timer t = {.due_ms = due,
-                  .slot = (uint32_t)(it - n->ob.items),
-                  .gen = it->gen,
-                  .kind = kind};
+    fe_timer t = {
+        .due_ms = due, .slot = (uint32_t)(it - n->ob.items), .gen = it->gen, .kind = kind};
     int rc = fe_timerq_push(&n->tq, &t);
     if (rc == FE_ERR_FULL) {
         /* Timers of removed items are cancelled lazily; drop them now. At
@@ -326,8 +328,8 @@ static fe_item *hold(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type
     return it;
 }
 
-static void remember(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t kinds,
-                     uint64_t expires, uint64_t now)
+static void remember(fe_node *n, const uint8_t id[FE_MSG_ID_BYTES], uint8_t kinds, uint64_t expires,
+                     uint64_t now)
 {
     fe_dedupe_add(&n->dd, id, kinds, expires, now);
     uint8_t all = fe_dedupe_get(&n->dd, id, now);
@@ -349,7 +351,8 @@ static void deliver(fe_node *n, const fe_frame *f, const uint8_t from[FE_ADDR_BY
         return;
     /* Remember deliveries for the longest lifetime there is, so a copy
      * replayed with a fresh lifetime is still recognised. */
-    remember(n, f->id, FE_SEEN_MSG | FE_SEEN_DELIVERED, dedupe_expiry(now, FE_LIFETIME_MAX_MS), now);
+    remember(n, f->id, FE_SEEN_MSG | FE_SEEN_DELIVERED, dedupe_expiry(now, FE_LIFETIME_MAX_MS),
+             now);
 
     fe_inbox_rec rec = {.type = f->type, .received_ms = now, .text = n->text, .text_len = text_len};
     memcpy(rec.id, f->id, FE_MSG_ID_BYTES);
@@ -458,8 +461,8 @@ static void make_receipt(fe_node *n, const uint8_t secret[FE_RECEIPT_SECRET_BYTE
     if (fe_dedupe_get(&n->dd, id, now) & FE_SEEN_RECEIPT)
         return;
     remember(n, id, FE_SEEN_RECEIPT, dedupe_expiry(now, life), now);
-    fe_item *it = hold(n, id, FE_T_RECEIPT, id, frame, sizeof frame, n->cfg.hops, 1, now + life,
-                       now, &err);
+    fe_item *it =
+        hold(n, id, FE_T_RECEIPT, id, frame, sizeof frame, n->cfg.hops, 1, now + life, now, &err);
     if (it)
         spread(n, it, NULL, now);
 }
@@ -534,8 +537,7 @@ static int on_announce(fe_node *n, const fe_frame *f, uint64_t now)
     /* Rate limit per key, for a key that is online: coming back online (a
      * restart right after a going-offline notice) is always news, and the
      * higher sequence number already rules out a replay. */
-    if (!offline && e->rec.online && e->have_accepted &&
-        now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS)
+    if (!offline && e->rec.online && e->have_accepted && now - e->accepted_ms < ANNOUNCE_MIN_GAP_MS)
         return 0;
     int was_online = e->rec.online;
     e->rec.seq = f->seq;
@@ -712,11 +714,19 @@ static void on_summary(fe_node *n, fe_link *l, const fe_frame *f, uint64_t now)
 static int origin_of(const fe_frame *f, uint8_t origin[FE_HINT_BYTES])
 {
     switch (f->type) {
-    case FE_T_DM: memcpy(origin, f->src, FE_HINT_BYTES); break;
+    case FE_T_DM:
+        memcpy(origin, f->src, FE_HINT_BYTES);
+        break;
     case FE_T_ANON:
-    case FE_T_GROUP: memcpy(origin, f->dst, FE_HINT_BYTES); break;
-    case FE_T_ANNOUNCE: memcpy(origin, f->pk, FE_HINT_BYTES); break;
-    default: memcpy(origin, f->id, FE_HINT_BYTES); break;
+    case FE_T_GROUP:
+        memcpy(origin, f->dst, FE_HINT_BYTES);
+        break;
+    case FE_T_ANNOUNCE:
+        memcpy(origin, f->pk, FE_HINT_BYTES);
+        break;
+    default:
+        memcpy(origin, f->id, FE_HINT_BYTES);
+        break;
     }
     return 0;
 }
@@ -1092,6 +1102,17 @@ int fe_node_link_down(fe_node *n, uint32_t link, uint64_t now)
 /* ------------------------------------------------------------------ */
 /* the user's side */
 
+/* Refuse before sealing: a client that pipelines past the quota would
+ * otherwise pay for the encryption of every refused send. hold() would
+ * refuse it anyway (nothing is evicted for an origin at its quota). */
+static int own_quota_full(fe_node *n)
+{
+    if (fe_outbox_origin_count(&n->ob, n->id->addr) < n->ob.origin_quota)
+        return 0;
+    n->st.quota_rejects++;
+    return 1;
+}
+
 int fe_node_send(fe_node *n, uint8_t id[static FE_MSG_ID_BYTES],
                  const uint8_t to[static FE_ADDR_BYTES], const uint8_t *text, size_t len,
                  unsigned flags, uint64_t now)
@@ -1110,6 +1131,8 @@ int fe_node_send(fe_node *n, uint8_t id[static FE_MSG_ID_BYTES],
     e = fe_dir_find_addr(&n->dir, to, FE_ADDR_BYTES, &amb);
     if (!e)
         return FE_ERR_UNKNOWN_KEY;
+    if (own_quota_full(n))
+        return FE_ERR_FULL;
     if (flags & FE_SEND_ANONYMOUS) {
         uint8_t secret[FE_RECEIPT_SECRET_BYTES];
         fe_env_rand(&n->env, secret, sizeof secret);
@@ -1181,8 +1204,7 @@ static int group_add(fe_node *n, const fe_group_rec *rec)
 }
 
 int fe_node_group_join(fe_node *n, uint8_t group_id[static FE_GROUP_ID_BYTES],
-                       const uint8_t key[static FE_GROUP_KEY_BYTES], const char *name,
-                       uint64_t now)
+                       const uint8_t key[static FE_GROUP_KEY_BYTES], const char *name, uint64_t now)
 {
     fe_group_rec rec;
     int rc;
@@ -1416,9 +1438,8 @@ static int load_group(void *ctx, const fe_group_rec *r)
     return 0;
 }
 
-int fe_node_new(fe_node **out, const fe_node_config *cfg, const fe_identity *id,
-                const fe_env *env, const fe_store *store, const fe_node_callbacks *cb,
-                uint64_t now)
+int fe_node_new(fe_node **out, const fe_node_config *cfg, const fe_identity *id, const fe_env *env,
+                const fe_store *store, const fe_node_callbacks *cb, uint64_t now)
 {
     fe_node *n;
     int rc;

@@ -35,7 +35,11 @@
 
 #define FE_CTL_CLIENTS_MAX 32
 #define FE_CTL_LINE_MAX 65536       /* longest request line, newline not counted */
-#define FE_CTL_READ_MAX 65536       /* bytes read from one client per readiness */
+/* Bytes read from one client per readiness, about 100 requests: a turn
+ * does that much work, commits it and sends its frames, so a client that
+ * pipelines thousands of sends has its first ones travelling while the
+ * next are stored (a bigger bite made the receiver wait, then flooded it). */
+#define FE_CTL_READ_MAX 8192
 #define FE_CTL_OUT_PAUSE (1u << 20) /* queued output that stops reading a client's requests */
 #define FE_CTL_OUT_MAX (8u << 20)   /* queued output that disconnects a client */
 #define FE_CTL_MESSAGE_MAX 256      /* error message text, with its NUL */

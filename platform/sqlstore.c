@@ -33,8 +33,27 @@ static const char schema_v1[] =
     "CREATE TABLE groups(id BLOB PRIMARY KEY, key BLOB NOT NULL, name TEXT NOT NULL);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, val BLOB NOT NULL);";
 
+/* Version 2: the two tables written for every message keyed by their
+ * primary key alone (WITHOUT ROWID), so a write updates one B-tree rather
+ * than a table and its key index. Rows whose key could not be read back
+ * (NULL) are dropped; they were skipped at load anyway. */
+static const char schema_v2[] =
+    "CREATE TABLE seen2(id BLOB NOT NULL PRIMARY KEY, kinds INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO seen2 SELECT id, kinds, expires_ms FROM seen"
+    " WHERE id IS NOT NULL AND kinds IS NOT NULL AND expires_ms IS NOT NULL;"
+    "DROP TABLE seen;"
+    "ALTER TABLE seen2 RENAME TO seen;"
+    "CREATE INDEX seen_expiry ON seen(expires_ms);"
+    "CREATE TABLE items2(id BLOB NOT NULL, type INTEGER NOT NULL, own INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, frame BLOB NOT NULL,"
+    " PRIMARY KEY(id, type)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO items2 SELECT * FROM items;"
+    "DROP TABLE items;"
+    "ALTER TABLE items2 RENAME TO items;";
+
 /* migrations[v] brings a store from user_version v to v + 1. */
-static const char *const migrations[FE_SQLSTORE_SCHEMA_VERSION] = {schema_v1};
+static const char *const migrations[FE_SQLSTORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 enum {
     ST_BEGIN,
@@ -126,6 +145,13 @@ struct fe_sqlstore {
     sqlite3_stmt *st[ST_COUNT];
     int autobatch;
     uint64_t bad_rows;
+    /* One seen write held back inside a batch: the engine writes the same id
+     * two or three times while handling one frame (seen, delivered, receipt
+     * made), and those become one statement. */
+    int seen_held;
+    uint8_t held_id[FE_MSG_ID_BYTES];
+    uint8_t held_kinds;
+    uint64_t held_expires;
     int wal_pages; /* WAL size after the last commit, from the WAL hook */
     uint64_t checkpoint_failures;
     char errmsg[FE_SQLSTORE_ERRMSG_MAX];
@@ -257,12 +283,38 @@ static int load_step(fe_sqlstore *s, sqlite3_stmt *st, const char *what, int *re
     return 0;
 }
 
+/* --- the held seen write --- */
+
+static int seen_write(fe_sqlstore *s, const uint8_t *id, uint8_t kinds, uint64_t expires_ms)
+{
+    sqlite3_stmt *st = s->st[ST_SEEN_PUT];
+    bind_blob(st, 1, id, FE_MSG_ID_BYTES);
+    sqlite3_bind_int(st, 2, kinds);
+    bind_u64(st, 3, expires_ms);
+    return exec_stmt(s, ST_SEEN_PUT, "seen_put");
+}
+
+/* Write the held seen entry, if any. Before anything reads the seen table
+ * and before the batch commits. */
+static int seen_flush(fe_sqlstore *s)
+{
+    if (!s->seen_held)
+        return 0;
+    s->seen_held = 0;
+    /* A batch that SQLite rolled back on an error took the held write
+     * with it: writing it now would record an id whose item is not here. */
+    if (sqlite3_get_autocommit(s->db))
+        return 0;
+    return seen_write(s, s->held_id, s->held_kinds, s->held_expires);
+}
+
 /* --- batching --- */
 
 int fe_sqlstore_begin(fe_sqlstore *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         return 0;
+    s->seen_held = 0;
     return exec_stmt(s, ST_BEGIN, "begin");
 }
 
@@ -270,7 +322,9 @@ int fe_sqlstore_commit(fe_sqlstore *s)
 {
     if (sqlite3_get_autocommit(s->db))
         return 0;
-    int rc = exec_stmt(s, ST_COMMIT, "commit");
+    int rc = seen_flush(s);
+    if (rc == 0)
+        rc = exec_stmt(s, ST_COMMIT, "commit");
     if (rc == 0 && s->wal_pages >= CHECKPOINT_PAGES) {
         /* The commit stands whatever happens here; a failed checkpoint only
          * leaves the WAL longer, and is retried after the next commit. */
@@ -292,6 +346,7 @@ int fe_sqlstore_commit(fe_sqlstore *s)
 
 int fe_sqlstore_rollback(fe_sqlstore *s)
 {
+    s->seen_held = 0;
     if (sqlite3_get_autocommit(s->db))
         return 0;
     return exec_stmt(s, ST_ROLLBACK, "rollback");
@@ -385,16 +440,25 @@ static int op_seen_put(void *ctx, const uint8_t id[FE_MSG_ID_BYTES], uint8_t kin
     int rc = write_prologue(s);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = s->st[ST_SEEN_PUT];
-    bind_blob(st, 1, id, FE_MSG_ID_BYTES);
-    sqlite3_bind_int(st, 2, kinds);
-    bind_u64(st, 3, expires_ms);
-    return exec_stmt(s, ST_SEEN_PUT, "seen_put");
+    if (sqlite3_get_autocommit(s->db)) {
+        s->seen_held = 0;
+        return seen_write(s, id, kinds, expires_ms); /* no batch: write now */
+    }
+    if (s->seen_held && memcmp(s->held_id, id, FE_MSG_ID_BYTES) != 0 && (rc = seen_flush(s)) != 0)
+        return rc;
+    /* The later write of an id replaces the earlier, as the upsert would. */
+    memcpy(s->held_id, id, FE_MSG_ID_BYTES);
+    s->held_kinds = kinds;
+    s->held_expires = expires_ms;
+    s->seen_held = 1;
+    return 0;
 }
 
 static int op_seen_load(void *ctx, fe_store_seen_cb cb, void *cbctx)
 {
     fe_sqlstore *s = ctx;
+    if (seen_flush(s) != 0)
+        return FE_ERR_STORE;
     sqlite3_stmt *st = load_stmt(s, ST_SEEN_LOAD, "seen_load");
     if (!st || !cb)
         return st ? fail_msg(s, "invalid argument", "seen_load") : FE_ERR_STORE;
@@ -757,6 +821,8 @@ int fe_sqlstore_sent_list(fe_sqlstore *s, int pending_only, size_t limit, fe_sql
 int fe_sqlstore_counts(fe_sqlstore *s, fe_sqlstore_rowcounts *out)
 {
     memset(out, 0, sizeof(*out));
+    if (seen_flush(s) != 0)
+        return FE_ERR_STORE;
     sqlite3_stmt *st = s->st[ST_COUNTS];
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -779,6 +845,8 @@ int fe_sqlstore_seen_prune(fe_sqlstore *s, uint64_t now_ms, uint64_t *pruned)
     if (pruned)
         *pruned = 0;
     int prc = write_prologue(s);
+    if (prc == 0)
+        prc = seen_flush(s);
     if (prc != 0)
         return prc;
     sqlite3_int64 now = now_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)now_ms;
@@ -970,7 +1038,9 @@ int fe_sqlstore_open(fe_sqlstore **out, const char *path, char *err, size_t err_
         fe_errf(err, err_len, "out of memory opening store %s", path);
         return FE_ERR_NOMEM;
     }
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: one thread uses a store, so SQLite's own locking is waste. */
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     int ret;
     if (rc != SQLITE_OK) {
         open_failed(s, path, rc, err, err_len);

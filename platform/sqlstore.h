@@ -39,7 +39,7 @@
 #include "../core/err.h"
 #include "../core/store.h"
 
-#define FE_SQLSTORE_SCHEMA_VERSION 1
+#define FE_SQLSTORE_SCHEMA_VERSION 2
 #define FE_SQLSTORE_BUSY_TIMEOUT_MS 5000
 #define FE_SQLSTORE_ERRMSG_MAX 256
 #define FE_SQLSTORE_META_KEY_MAX 255 /* longer meta keys are refused */

@@ -170,6 +170,10 @@ static int open_socket(int family, uint16_t port, int shared)
 #endif
     if (family == AF_INET6 && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) != 0)
         goto fail;
+    /* Best effort: the privileged call passes net.core.rmem_max, the plain
+     * one is capped by it; a smaller buffer only makes bursts lossier. */
+    if (set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)FE_UDP_RCVBUF_BYTES) != 0)
+        (void)set_int(fd, SOL_SOCKET, SO_RCVBUF, (int)FE_UDP_RCVBUF_BYTES);
     int rc;
     if (family == AF_INET) {
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -840,11 +844,23 @@ void fe_udp_del(fe_transport *t)
     free(t);
 }
 
+/* What the kernel granted: the budget queued datagrams are counted against
+ * (twice the size asked for, for its bookkeeping). */
+static size_t rcvbuf_of(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &len) != 0 || v <= 0)
+        return 0;
+    return (size_t)v;
+}
+
 void fe_udp_get_stats(const fe_transport *t, fe_udp_stats *out)
 {
     const udp_state *s = state_of(t);
     *out = s->st;
     out->mcast_on_loopback = s->is_open && s->mcast && s->fallback;
+    out->rcvbuf_bytes = s->is_open ? rcvbuf_of(s->rx4) : 0;
 }
 
 uint16_t fe_udp_port(const fe_transport *t)

@@ -30,6 +30,14 @@
 #define FE_UDP_RX_BURST 64      /* datagrams read per on_readable call, all sockets together */
 #define FE_UDP_BCAST_MAX 8      /* subnet broadcast destinations */
 #define FE_UDP_RESCAN_MS 10000u /* interface re-check period (see tick) */
+/* Receive buffer asked for on each socket. A small datagram costs about
+ * 830 bytes of buffer on Linux, so the usual default (208 KiB) holds only
+ * 256 of them: one window of a sender's unacknowledged messages
+ * (FE_ORIGIN_QUOTA). A frame dropped there waits for anti-entropy, seconds
+ * later. Asking for 2 MiB gets 4 MiB of budget (the kernel doubles it),
+ * about 5,000 datagrams. Without CAP_NET_ADMIN the kernel caps the request
+ * at net.core.rmem_max. */
+#define FE_UDP_RCVBUF_BYTES (2u << 20)
 
 typedef struct fe_udp_config {
     uint16_t port;     /* default 4747; 0 = an ephemeral port (tests), see fe_udp_port */
@@ -51,6 +59,7 @@ typedef struct fe_udp_stats {
     uint64_t rx_own;       /* our own datagrams heard back (multicast loop): ignored */
     uint64_t rx_errors;    /* recvfrom failures other than "nothing to read" */
     int mcast_on_loopback; /* 1 when multicast runs over 127.0.0.1 as the fallback */
+    size_t rcvbuf_bytes;   /* receive budget the kernel granted (IPv4), 0 when closed */
 } fe_udp_stats;
 
 /* Fill cfg with the defaults above: port 4747, group 239.255.70.1, default

@@ -634,6 +634,63 @@ static void test_reopen_keeps_everything(void **state)
     fe_sqlstore_close(s);
 }
 
+/* Seen writes in a batch: repeated writes of one id end as the last one,
+ * every id written is there after the commit, none after a rollback, and a
+ * reader inside the batch sees them. */
+static void test_seen_writes_in_batches(void **state)
+{
+    (void)state;
+    fe_store st;
+    fe_sqlstore *s = open_ok(&st);
+    uint8_t a[FE_MSG_ID_BYTES], b[FE_MSG_ID_BYTES], c[FE_MSG_ID_BYTES];
+    make_id(a, 1);
+    make_id(b, 2);
+    make_id(c, 3);
+    fe_sqlstore_rowcounts n;
+
+    assert_int_equal(fe_sqlstore_begin(s), 0);
+    assert_int_equal(st.ops->seen_put(st.ctx, a, 1, 100), 0);
+    assert_int_equal(st.ops->seen_put(st.ctx, a, 3, 200), 0);
+    assert_int_equal(st.ops->seen_put(st.ctx, b, 1, 300), 0);
+    assert_int_equal(st.ops->seen_put(st.ctx, a, 7, 400), 0);
+    assert_int_equal(fe_sqlstore_counts(s, &n), 0); /* reads what the batch wrote */
+    assert_int_equal(n.seen, 2);
+    assert_int_equal(st.ops->seen_put(st.ctx, c, 1, 500), 0);
+    assert_int_equal(fe_sqlstore_commit(s), 0);
+    seen_rows r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(st.ops->seen_load(st.ctx, collect_seen, &r), 0);
+    assert_int_equal(r.n, 3);
+    for (size_t i = 0; i < r.n; i++) {
+        if (memcmp(r.id[i], a, FE_MSG_ID_BYTES) == 0) {
+            assert_int_equal(r.kinds[i], 7);
+            assert_int_equal(r.expires[i], 400);
+        } else if (memcmp(r.id[i], c, FE_MSG_ID_BYTES) == 0) {
+            assert_int_equal(r.kinds[i], 1);
+            assert_int_equal(r.expires[i], 500);
+        }
+    }
+
+    /* Rolled back: the held write goes too, and does not reappear. */
+    uint8_t d[FE_MSG_ID_BYTES];
+    make_id(d, 4);
+    assert_int_equal(fe_sqlstore_begin(s), 0);
+    assert_int_equal(st.ops->seen_put(st.ctx, d, 1, 600), 0);
+    assert_int_equal(fe_sqlstore_rollback(s), 0);
+    assert_int_equal(fe_sqlstore_begin(s), 0);
+    assert_int_equal(fe_sqlstore_commit(s), 0);
+    assert_int_equal(fe_sqlstore_counts(s, &n), 0);
+    assert_int_equal(n.seen, 3);
+
+    /* Outside a batch a write goes straight in. */
+    assert_int_equal(st.ops->seen_put(st.ctx, d, 1, 600), 0);
+    fe_sqlstore_close(s);
+    s = open_ok(&st);
+    assert_int_equal(fe_sqlstore_counts(s, &n), 0);
+    assert_int_equal(n.seen, 4);
+    fe_sqlstore_close(s);
+}
+
 static void test_batches(void **state)
 {
     (void)state;
@@ -826,6 +883,78 @@ static void test_not_a_store(void **state)
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     expect_open_fails("newer ferryd", "schema 99");
+}
+
+/* A store written by schema version 1 (rowid tables for items and seen) is
+ * upgraded at open and keeps its rows. The v1 tables are spelled out here
+ * as they shipped. */
+static void test_upgrade_from_v1(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    char sql[1024];
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE items(id BLOB NOT NULL, type INTEGER NOT NULL, own INTEGER NOT NULL,"
+             " received_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, frame BLOB NOT NULL,"
+             " PRIMARY KEY(id, type));"
+             "CREATE TABLE seen(id BLOB PRIMARY KEY, kinds INTEGER NOT NULL,"
+             " expires_ms INTEGER NOT NULL);"
+             "CREATE INDEX seen_expiry ON seen(expires_ms);"
+             "INSERT INTO items VALUES(x'%s', 10, 1, 5, 99, x'0a0b0c');"
+             "INSERT INTO seen VALUES(x'%s', 3, 77);"
+             "INSERT INTO seen VALUES(NULL, 1, 0);"
+             "PRAGMA user_version = 1; PRAGMA application_id = %d;",
+             "0011223344556677", "0011223344556677", 0x46455259);
+    /* The other v1 tables, so that only items and seen change. */
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE inbox(rowid INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL"
+                     " UNIQUE, type INTEGER NOT NULL, from_addr BLOB NOT NULL, group_id BLOB NOT"
+                     " NULL, received_ms INTEGER NOT NULL, text BLOB NOT NULL, shown INTEGER NOT"
+                     " NULL DEFAULT 0);"
+                     "CREATE INDEX inbox_shown ON inbox(shown, rowid);"
+                     "CREATE TABLE sent(id BLOB PRIMARY KEY, to_addr BLOB NOT NULL, type INTEGER"
+                     " NOT NULL, sent_ms INTEGER NOT NULL, delivered_ms INTEGER NOT NULL DEFAULT"
+                     " 0);"
+                     "CREATE TABLE directory(pk BLOB PRIMARY KEY, seq INTEGER NOT NULL, name TEXT"
+                     " NOT NULL, last_seen_ms INTEGER NOT NULL, online INTEGER NOT NULL, verified"
+                     " INTEGER NOT NULL);"
+                     "CREATE TABLE groups(id BLOB PRIMARY KEY, key BLOB NOT NULL, name TEXT NOT"
+                     " NULL);"
+                     "CREATE TABLE meta(key TEXT PRIMARY KEY, val BLOB NOT NULL);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    fe_store st;
+    fe_sqlstore *s = open_ok(&st);
+    items_seen c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(st.ops->item_load(st.ctx, collect_item, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.recs[0].type, 10);
+    assert_int_equal(c.recs[0].own, 1);
+    assert_int_equal(c.recs[0].expires_ms, 99);
+    assert_int_equal(c.recs[0].frame_len, 3);
+    seen_rows sr;
+    memset(&sr, 0, sizeof(sr));
+    assert_int_equal(st.ops->seen_load(st.ctx, collect_seen, &sr), 0);
+    assert_int_equal(sr.n, 1); /* the NULL-keyed row is gone */
+    assert_int_equal(sr.kinds[0], 3);
+    assert_int_equal(sr.expires[0], 77);
+    fe_sqlstore_close(s);
+
+    /* Now version 2, and without rowids. */
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), FE_SQLSTORE_SCHEMA_VERSION);
+    sqlite3_finalize(q);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT rowid FROM seen", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
 }
 
 static void test_bad_rows_skipped(void **state)
@@ -1075,11 +1204,13 @@ int main(void)
         T(test_directory_groups_meta),
         T(test_reopen_keeps_everything),
         T(test_batches),
+        T(test_seen_writes_in_batches),
         T(test_crash_loses_only_uncommitted),
         T(test_damaged_header),
         T(test_damaged_truncated),
         T(test_damaged_pages),
         T(test_not_a_store),
+        T(test_upgrade_from_v1),
         T(test_bad_rows_skipped),
         T(test_nested_load_refused),
         T(test_readonly_directory),

@@ -308,9 +308,9 @@ static void test_late_joiner(void **state)
     introduce(0, 4);
     W.n[4].online = 0;
     world_start();
-    assert_int_equal(fe_node_send(W.n[0].node, id, W.n[4].id.addr, (const uint8_t *)"hello", 5,
-                                  0, W.now),
-                     FE_OK);
+    assert_int_equal(
+        fe_node_send(W.n[0].node, id, W.n[4].id.addr, (const uint8_t *)"hello", 5, 0, W.now),
+        FE_OK);
     run_until(W.now + 10 * 60000);
     assert_int_equal(W.n[4].delivered_count, 0);
     assert_true(fe_node_holds(W.n[3].node, id)); /* held by the last relay */
@@ -499,8 +499,7 @@ static void test_replay_after_delivery(void **state)
     introduce(0, 1);
     world_start();
     assert_int_equal(
-        fe_node_send(W.n[0].node, id, W.n[1].id.addr, (const uint8_t *)"once", 4, 0, W.now),
-        FE_OK);
+        fe_node_send(W.n[0].node, id, W.n[1].id.addr, (const uint8_t *)"once", 4, 0, W.now), FE_OK);
     saved = W.q[W.qhead];
     run_until(W.now + 60000);
     assert_int_equal(W.n[1].delivered_count, 1);
@@ -674,6 +673,39 @@ static void test_flood_quota(void **state)
     world_free();
 }
 
+/* A sender at its own quota is refused at once, counted, and can send
+ * again when a receipt frees a slot. */
+static void test_own_quota_refuses_then_recovers(void **state)
+{
+    (void)state;
+    fe_node_config c = base_cfg();
+    fe_node_stats st;
+    uint8_t id[FE_MSG_ID_BYTES];
+
+    world_init(2, 255);
+    world_line();
+    introduce(0, 1);
+    W.n[1].online = 0;
+    c.origin_quota = 4;
+    start_node(0, &c);
+    start_node(1, &c);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(
+            fe_node_send(W.n[0].node, id, W.n[1].id.addr, (const uint8_t *)"q", 1, 0, W.now),
+            FE_OK);
+    assert_int_equal(
+        fe_node_send(W.n[0].node, id, W.n[1].id.addr, (const uint8_t *)"q", 1, 0, W.now),
+        FE_ERR_FULL);
+    fe_node_get_stats(W.n[0].node, &st);
+    assert_int_equal(st.quota_rejects, 1);
+    set_online(1, 1);
+    run_until(W.now + 10 * 60000);
+    assert_int_equal(W.n[1].delivered_count, 4);
+    assert_int_equal(
+        fe_node_send(W.n[0].node, id, W.n[1].id.addr, (const uint8_t *)"q", 1, 0, W.now), FE_OK);
+    world_free();
+}
+
 static void test_hop_limit(void **state)
 {
     (void)state;
@@ -687,8 +719,7 @@ static void test_hop_limit(void **state)
     for (int i = 0; i < 5; i++)
         start_node(i, &c);
     assert_int_equal(
-        fe_node_send(W.n[0].node, id, W.n[4].id.addr, (const uint8_t *)"far", 3, 0, W.now),
-        FE_OK);
+        fe_node_send(W.n[0].node, id, W.n[4].id.addr, (const uint8_t *)"far", 3, 0, W.now), FE_OK);
     run_until(W.now + 10 * 60000);
     assert_int_equal(W.n[4].delivered_count, 0);
     assert_false(fe_node_holds(W.n[3].node, id));
@@ -710,8 +741,7 @@ static void test_expiry(void **state)
     for (int i = 0; i < 3; i++)
         start_node(i, &c);
     assert_int_equal(
-        fe_node_send(W.n[0].node, id, W.n[2].id.addr, (const uint8_t *)"soon", 4, 0, W.now),
-        FE_OK);
+        fe_node_send(W.n[0].node, id, W.n[2].id.addr, (const uint8_t *)"soon", 4, 0, W.now), FE_OK);
     run_until(W.now + 30000);
     assert_true(fe_node_holds(W.n[1].node, id));
     run_until(W.now + 60000);
@@ -808,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_group_and_late_join),
         cmocka_unit_test(test_announce_presence_and_conflict),
         cmocka_unit_test(test_flood_quota),
+        cmocka_unit_test(test_own_quota_refuses_then_recovers),
         cmocka_unit_test(test_hop_limit),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_partition_heal),

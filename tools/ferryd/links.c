@@ -757,6 +757,24 @@ void fe_links_describe(const fe_dtransport *tr, char *out, size_t out_len)
     snprintf(out, out_len, "%s", tr->name);
 }
 
+/* A small receive buffer drops bursts, which anti-entropy repairs only
+ * seconds later: say so once, with the fix. */
+static void log_rcvbuf(const fe_dtransport *tr)
+{
+    fe_udp_stats st;
+    fe_udp_get_stats(tr->t, &st);
+    if (st.rcvbuf_bytes >= FE_UDP_RCVBUF_BYTES) {
+        fe_log(FE_LOG_DEBUG, "udp receive buffer %zu KiB", st.rcvbuf_bytes / 1024);
+        return;
+    }
+    fe_log(FE_LOG_WARN,
+           "udp receive buffer is %zu KiB (wanted %u KiB): bursts of more than about %zu "
+           "frames will be dropped and resent seconds later; raise the limit with "
+           "'sysctl -w net.core.rmem_max=%u' or run ferryd with CAP_NET_ADMIN",
+           st.rcvbuf_bytes / 1024, 2 * FE_UDP_RCVBUF_BYTES / 1024, st.rcvbuf_bytes / 832,
+           2 * FE_UDP_RCVBUF_BYTES);
+}
+
 void fe_links_log_start(fe_daemon *d)
 {
     char line[512];
@@ -778,6 +796,8 @@ void fe_links_log_start(fe_daemon *d)
             fe_log(FE_LOG_INFO, "%s (engine link %u)", line, (unsigned)tr->link);
         else
             fe_log(FE_LOG_INFO, "%s", line);
+        if (tr->type == FE_DT_UDP && tr->open)
+            log_rcvbuf(tr);
     }
     if (!udp)
         fe_log(FE_LOG_INFO, "udp disabled");
