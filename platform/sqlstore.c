@@ -125,7 +125,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DIR_PUT] = "INSERT INTO directory(pk, seq, name, last_seen_ms, online, verified)"
                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(pk) DO UPDATE SET"
                    " seq = ?2, name = ?3, last_seen_ms = ?4, online = ?5, verified = ?6",
-    [ST_DIR_LOAD] = "SELECT pk, seq, name, last_seen_ms, online, verified FROM directory",
+    /* In the order keys were first heard: the first key to announce a name
+     * keeps it after a restart (core/directory.c). */
+    [ST_DIR_LOAD] = "SELECT pk, seq, name, last_seen_ms, online, verified FROM directory"
+                    " ORDER BY rowid",
     [ST_GROUP_PUT] = "INSERT INTO groups(id, key, name) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(id) DO UPDATE SET key = ?2, name = ?3",
     [ST_GROUP_DEL] = "DELETE FROM groups WHERE id = ?1",

@@ -614,6 +614,54 @@ def cmd_stats(path):
     print(json.dumps(ok(req(path, {"cmd": "stats"}))))
 
 
+# --- for the adversarial tests (test_forged_*, test_replay, test_flood_raw,
+# test_tampered, test_readonly_dir) ---
+
+def cmd_events(path, seconds, outfile):
+    """Subscribe, then write every event as one JSON line to outfile for
+    seconds (outfile exists once the subscription is in place)."""
+    c = Conn(path, timeout=0.5)
+    ok(c.req({"cmd": "subscribe"}))
+    end = time.time() + float(seconds)
+    with open(outfile, "w", buffering=1) as out:
+        while time.time() < end:
+            try:
+                ev = c.line()
+            except socket.timeout:
+                continue
+            except (OSError, EOFError):
+                break
+            if "event" in ev:
+                out.write(json.dumps(ev) + "\n")
+    c.close()
+
+
+def cmd_statuses(path, idfile):
+    """How many of the message ids (first word of each line of idfile) are
+    queued and how many delivered, as the sender sees them."""
+    with open(idfile) as f:
+        ids = [line.split()[0] for line in f if line.strip()]
+    states = [ok(req(path, {"cmd": "status", "message_id": m}))["state"] for m in ids]
+    print("queued=%d delivered=%d" % (states.count("queued"), states.count("delivered")))
+
+
+def cmd_inbox_count(path):
+    """Messages in the inbox, read or not."""
+    print(len(inbox(path)))
+
+
+def cmd_db_check(db):
+    """SQLite's integrity check of a store, opened read-only (no daemon may
+    be running on it)."""
+    import sqlite3
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    res = con.execute("PRAGMA integrity_check").fetchall()
+    con.close()
+    if res != [("ok",)]:
+        die("%s: integrity check failed: %s" % (db, res[:5]))
+    print("ok")
+
+
 def main():
     if len(sys.argv) < 2:
         die("usage: ctl.py COMMAND ARGS...")

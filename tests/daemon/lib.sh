@@ -82,3 +82,45 @@ crash() {
     kill -KILL "$pid"
     wait "$pid" 2>/dev/null || true
 }
+
+# The rogue UDP peer of the adversarial tests (adversary.c), built next to
+# ferryd; ctest passes its path in FE_ADVERSARY.
+ADV=${FE_ADVERSARY:-$(dirname "$FERRYD")/daemon_adversary}
+
+# need_adv: fail unless the adversary tool is there (a build problem, not
+# something to skip).
+need_adv() {
+    [ -x "$ADV" ] || fail "no adversary tool at $ADV (build the daemon_adversary target)"
+}
+
+# wait_grep FILE PATTERN SECONDS: until a line of FILE matches PATTERN (grep -E).
+wait_grep() {
+    n_=0
+    while ! grep -qE "$2" "$1" 2>/dev/null; do
+        n_=$((n_ + 1))
+        [ "$n_" -le $(($3 * 10)) ] || fail "nothing matching '$2' in $1 within $3 s"
+        sleep 0.1
+    done
+}
+
+# wait_pid PID SECONDS: until a process started here exits; its status in WAITED.
+wait_pid() {
+    n_=0
+    while kill -0 "$1" 2>/dev/null; do
+        n_=$((n_ + 1))
+        [ "$n_" -le $(($2 * 10)) ] || fail "pid $1 still running after $2 s"
+        sleep 0.1
+    done
+    WAITED=0
+    wait "$1" || WAITED=$?
+}
+
+# wait_file FILE SECONDS: until FILE exists.
+wait_file() {
+    n_=0
+    while [ ! -e "$1" ]; do
+        n_=$((n_ + 1))
+        [ "$n_" -le $(($2 * 10)) ] || fail "$1 did not appear within $2 s"
+        sleep 0.1
+    done
+}

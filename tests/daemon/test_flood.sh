@@ -5,8 +5,8 @@
 # FLOOD messages to carol as fast as his socket accepts them. When carol
 # returns, all 20 honest messages of both rounds must arrive, and bob's
 # store for frank must stay bounded (per-origin quota, outbox bounds).
-# Not covered here: a flooder that ignores its own quota (a modified
-# daemon); stock daemons refuse the excess at the source.
+# A flooder that ignores its own quota (not a stock daemon) is
+# test_flood_raw.sh.
 . "$(dirname "$0")/lib.sh" "$@"
 
 HONEST=20
