@@ -702,7 +702,7 @@ static int lock_data_dir(fe_daemon *d, char *err, size_t err_len)
     snprintf(path, sizeof(path), "%s/ferryd.lock", d->cfg.data_dir);
     d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (d->lock_fd < 0) {
-        snprintf(err, err_len, "cannot create %s: %s (is the data directory writable?)", path,
+        snprintf(err, err_len, "cannot open %s: %s (is the data directory writable?)", path,
                  strerror(errno));
         return -1;
     }
