@@ -70,8 +70,11 @@ int fe_dir_add(fe_dir *d, fe_dir_entry **out, const fe_dir_rec *rec)
         return FE_ERR_CRYPTO;
     fe_ident_addr(e.addr, rec->pk);
     if (e.rec.name[0]) {
+        /* A record the store kept as a conflict stays one: otherwise the
+         * binding after a restart would follow the store's load order, and
+         * an impostor loaded before the rightful key would take the name. */
         fe_dir_entry *holder = fe_dir_find_name(d, e.rec.name);
-        e.name_conflict = holder != NULL;
+        e.name_conflict = rec->name_conflict || holder != NULL;
     }
     e.rec.name_conflict = e.name_conflict;
     if (d->count == d->cap)

@@ -40,7 +40,9 @@ fe_dir_entry *fe_dir_find_addr(const fe_dir *d, const uint8_t *prefix, size_t le
 /* First entry with this name that holds it rightfully (not a conflict). */
 fe_dir_entry *fe_dir_find_name(const fe_dir *d, const char *name);
 
-/* Add a key. FE_ERR_CRYPTO for a key that is not a valid point, FE_ERR_FULL. */
+/* Add a key. Its name is a conflict if another entry holds the name or if
+ * rec->name_conflict says so (a record loaded from the store).
+ * FE_ERR_CRYPTO for a key that is not a valid point, FE_ERR_FULL. */
 FE_MUST_CHECK int fe_dir_add(fe_dir *d, fe_dir_entry **out, const fe_dir_rec *rec);
 
 /* The shared box key with this entry, computed once. */

@@ -371,18 +371,21 @@ static void deliver(fe_node *n, const fe_frame *f, const uint8_t from[FE_ADDR_BY
     }
 }
 
-/* Try to open a DM or anonymous message addressed to us. 1 delivered, 0 not ours. */
+/* Try to open a DM or anonymous message addressed to us. 1 delivered, 0 not
+ * ours (or from a sender whose key we do not know yet), -1 ours but it does
+ * not open with the key that should open it: a corrupted copy. */
 static int try_open_private(fe_node *n, const fe_frame *f, uint64_t now)
 {
     uint8_t secret[FE_RECEIPT_SECRET_BYTES];
     size_t text_len = 0;
+    int known = 0;
 
     if (memcmp(f->dst, n->id->addr, FE_HINT_BYTES) != 0)
         return 0;
     if (f->type == FE_T_ANON) {
         if (fe_open_anon(n->text, sizeof n->text, &text_len, secret, f, n->id) != FE_OK) {
             n->st.auth_failures++;
-            return 0;
+            return -1;
         }
         deliver(n, f, NULL, NULL, text_len, now);
         make_receipt(n, secret, f->lifetime_ms, now);
@@ -393,6 +396,7 @@ static int try_open_private(fe_node *n, const fe_frame *f, uint64_t now)
         fe_dir_entry *e = &n->dir.e[i];
         if (memcmp(e->addr, f->src, FE_HINT_BYTES) != 0 || fe_dir_shared_key(e, n->id) != FE_OK)
             continue;
+        known = 1;
         if (fe_open_dm(n->text, sizeof n->text, &text_len, secret, f, e->k, e->addr) == FE_OK) {
             deliver(n, f, e->addr, NULL, text_len, now);
             make_receipt(n, secret, f->lifetime_ms, now);
@@ -401,7 +405,7 @@ static int try_open_private(fe_node *n, const fe_frame *f, uint64_t now)
         }
     }
     n->st.auth_failures++;
-    return 0;
+    return known ? -1 : 0;
 }
 
 static void try_open_group(fe_node *n, const fe_frame *f, uint64_t now)
@@ -494,8 +498,8 @@ static void retry_held_for(fe_node *n, const uint8_t addr[FE_ADDR_BYTES], uint64
             memcmp(f.dst, n->id->addr, FE_HINT_BYTES) != 0)
             continue;
         f.lifetime_ms = it->expires_ms > now ? it->expires_ms - now : 0;
-        if (try_open_private(n, &f, now))
-            forget_item(n, it);
+        if (try_open_private(n, &f, now) != 0)
+            forget_item(n, it); /* delivered, or a corrupted copy (see on_item) */
     }
 }
 
@@ -781,7 +785,7 @@ static void retry_duplicate(fe_node *n, const fe_frame *f, uint64_t now)
         return;
     }
     if ((f->type == FE_T_DM || f->type == FE_T_ANON) &&
-        memcmp(f->dst, n->id->addr, FE_HINT_BYTES) == 0 && try_open_private(n, f, now)) {
+        memcmp(f->dst, n->id->addr, FE_HINT_BYTES) == 0 && try_open_private(n, f, now) > 0) {
         /* Delivered: whatever copy we held under this id is not needed. */
         fe_item *it = fe_outbox_find(&n->ob, f->id, f->type);
         if (it && !it->own)
@@ -793,7 +797,7 @@ static int on_item(fe_node *n, fe_link *l, const fe_frame *f, const uint8_t *buf
                    uint64_t now)
 {
     uint8_t origin[FE_HINT_BYTES];
-    int err, relay = 1;
+    int err, relay = 1, opened = 0;
 
     if (f->type == FE_T_RECEIPT)
         return on_receipt(n, l, f, buf, len, now);
@@ -826,7 +830,14 @@ static int on_item(fe_node *n, fe_link *l, const fe_frame *f, const uint8_t *buf
     case FE_T_ANON:
         /* Delivered here: the receipt will purge the copies, so this node
          * keeps none, unless purging is off and copies live out their time. */
-        if (try_open_private(n, f, now) && n->cfg.purge_on_receipt)
+        opened = try_open_private(n, f, now);
+        if (opened > 0 && n->cfg.purge_on_receipt)
+            relay = 0;
+        /* A corrupted copy for us is not kept: holding it would list its
+         * token in our summaries, and peers would never offer us the real
+         * copy (same id, or another id with the same token). The id stays
+         * remembered; a later copy is still tried (retry_duplicate). */
+        if (opened < 0)
             relay = 0;
         break;
     case FE_T_GROUP:

@@ -52,7 +52,9 @@ typedef struct fe_dir_rec {
     uint64_t last_seen_ms;
     uint8_t online;
     uint8_t verified;                /* fingerprint checked by the user */
-    uint8_t name_conflict;           /* derived, not stored: the name was bound to another key first */
+    uint8_t name_conflict;           /* the name was bound to another key first; a store that
+                                        keeps it makes the binding survive restarts whatever
+                                        order dir_load gives records in */
 } fe_dir_rec;
 
 typedef struct fe_group_rec {

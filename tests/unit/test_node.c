@@ -365,6 +365,48 @@ static void test_forged_receipt_purges_nothing(void **state)
     world_free();
 }
 
+/* A relay sends the recipient a corrupted copy first: under the real id
+ * (a ciphertext bit), or under another id with the same anti-entropy token
+ * (a bit in the id's last bytes). The recipient must not keep it, or its
+ * summaries would say it has the message and the real copy would never be
+ * offered to it. */
+static void poisoned_copy_case(size_t flip_at)
+{
+    uint8_t id[FE_MSG_ID_BYTES], bad[FE_FRAME_MAX];
+    fe_node_stats st;
+
+    world_init(2, 255); /* not neighbours yet */
+    introduce(0, 1);
+    world_start();
+    assert_int_equal(fe_node_send(W.n[0].node, id, W.n[1].id.addr,
+                                  (const uint8_t *)"water at the north gate", 23, 0, W.now),
+                     FE_OK);
+    const qframe *dm = &W.q[W.qtail - 1];
+    assert_int_equal(dm->data[0], fe_wire_type_byte(FE_T_DM, 0));
+    memcpy(bad, dm->data, dm->len);
+    bad[flip_at] ^= 0x10;
+    fe_node_on_frame(W.n[1].node, 1, bad, dm->len, W.now);
+    run_until(W.now + 1000);
+    assert_int_equal(W.n[1].delivered_count, 0);
+    fe_node_get_stats(W.n[1].node, &st);
+    assert_int_equal(st.auth_failures, 1);
+    assert_int_equal(st.items_held, 0);
+    /* They meet: anti-entropy brings the real copy. */
+    W.adj[0][1] = W.adj[1][0] = 1;
+    run_until(W.now + 10 * 60000);
+    assert_int_equal(W.n[1].delivered_count, 1);
+    assert_memory_equal(W.n[1].last_text, "water at the north gate", 23);
+    assert_int_equal(W.n[0].receipts, 1);
+    world_free();
+}
+
+static void test_poisoned_copy_does_not_block(void **state)
+{
+    (void)state;
+    poisoned_copy_case(30); /* ciphertext */
+    poisoned_copy_case(18); /* id byte 6: same token, another id */
+}
+
 static void test_anonymous(void **state)
 {
     (void)state;
@@ -630,6 +672,39 @@ static void test_announce_presence_and_conflict(void **state)
     world_free();
 }
 
+/* The name stays with the first key across a restart, whatever order the
+ * store gives the directory back in (the memstore gives the newest first). */
+static void test_name_binding_survives_restart(void **state)
+{
+    (void)state;
+    fe_node_config c = base_cfg();
+    fe_dir_rec u;
+
+    world_init(3, 255);
+    world_line();
+    c.announce_interval_ms = 10 * 60000;
+    snprintf(c.name, sizeof c.name, "alice");
+    start_node(0, &c);
+    c.name[0] = '\0';
+    start_node(1, &c);
+    snprintf(c.name, sizeof c.name, "alice"); /* the impostor, heard second */
+    W.now += 5000;
+    start_node(2, &c);
+    run_until(W.now + 30000);
+    assert_int_equal(W.n[1].presence_events[FE_PRESENCE_NAME_CONFLICT], 1);
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "alice"), FE_OK);
+    assert_memory_equal(u.pk, W.n[0].id.pk, FE_PK_BYTES);
+
+    fe_node_del(W.n[1].node);
+    c.name[0] = '\0';
+    start_node(1, &c);
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "alice"), FE_OK);
+    assert_memory_equal(u.pk, W.n[0].id.pk, FE_PK_BYTES);
+    assert_int_equal(fe_node_user_by_addr(W.n[1].node, &u, W.n[2].id.addr, FE_ADDR_BYTES), FE_OK);
+    assert_true(u.name_conflict);
+    world_free();
+}
+
 static void test_flood_quota(void **state)
 {
     (void)state;
@@ -828,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_receipt_is_20_bytes),
         cmocka_unit_test(test_late_joiner),
         cmocka_unit_test(test_forged_receipt_purges_nothing),
+        cmocka_unit_test(test_poisoned_copy_does_not_block),
         cmocka_unit_test(test_anonymous),
         cmocka_unit_test(test_unknown_recipient),
         cmocka_unit_test(test_fragmented_long_message),
@@ -837,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_group_and_late_join),
         cmocka_unit_test(test_announce_presence_and_conflict),
+        cmocka_unit_test(test_name_binding_survives_restart),
         cmocka_unit_test(test_flood_quota),
         cmocka_unit_test(test_own_quota_refuses_then_recovers),
         cmocka_unit_test(test_hop_limit),

@@ -15,7 +15,8 @@ static const char usage[] =
     "Runs real ferry engines on a simulated medium in virtual time. Same flags\n"
     "and seed, same output, byte for byte. See docs/SIMULATOR.md.\n"
     "\n"
-    "  --scenario NAME        late-joiner | disaster | contacts | scale (defaults below)\n"
+    "  --scenario NAME        late-joiner | disaster | contacts | scale | adversary\n"
+    "                         (defaults below)\n"
     "  --topology T           line | grid | random | contacts\n"
     "  --nodes N              number of nodes\n"
     "  --radius R             random: link range; nodes are uniform in a square of side\n"
@@ -47,6 +48,10 @@ static const char usage[] =
     "                         engine's own)\n"
     "  --hops N               hop budget of new messages (1-255; default: the engine's)\n"
     "  --max-events N         stop after N events (a safety bound)\n"
+    "  --adversary KIND[:K]   K (1) nodes of KIND: forge-receipts | replay | flood |\n"
+    "                         forge-announce | tamper | all (one of each); repeatable\n"
+    "  --idle-adversaries     pick the adversary nodes but let them behave (a baseline)\n"
+    "  --flood-messages N     messages each flooder sends (2000)\n"
     "  --json                 print one JSON object\n"
     "  --bench                print wall time and events/s to stderr\n"
     "  --verbose              list undelivered and unpurged messages to stderr\n"
@@ -57,7 +62,9 @@ static const char usage[] =
     "  disaster     200 nodes, random graph, 20% loss, churn, crashes, halves\n"
     "               partition healing half-way through one virtual hour\n"
     "  contacts     50 nodes meeting pairwise (homogeneous mixing), 1 s contacts\n"
-    "  scale        1000 nodes, random graph, one virtual hour, light workload\n";
+    "  scale        1000 nodes, random graph, one virtual hour, light workload\n"
+    "  adversary    100 nodes, random graph, 10% loss, crashes, MTU 64, half an hour;\n"
+    "               one adversary of each kind unless --adversary says otherwise\n";
 
 static void defaults(sim_opts *o)
 {
@@ -83,6 +90,7 @@ static void defaults(sim_opts *o)
     o->purge = 1;
     o->naive_round_s = 30;
     o->max_events = 2000000000ull;
+    o->flood_messages = 2000;
 }
 
 static int scenario(sim_opts *o, const char *name)
@@ -124,6 +132,18 @@ static int scenario(sim_opts *o, const char *name)
         o->lifetime_s = 4 * 3600;
         o->send_start_s = 0;
         o->send_end_s = 4 * 3600;
+    } else if (strcmp(name, "adversary") == 0) {
+        o->topology = SIM_TOPO_RANDOM;
+        o->nodes = 100;
+        o->radius = 1.9;
+        o->loss = 0.1;
+        o->crashes = 3;
+        o->mtu = 64; /* messages travel as fragments, for the tamperer to cut */
+        o->duration_s = 1800;
+        o->lifetime_s = 1800;
+        o->messages = 100;
+        o->send_start_s = 60;
+        o->send_end_s = 900;
     } else if (strcmp(name, "scale") == 0) {
         o->topology = SIM_TOPO_RANDOM;
         o->nodes = 1000;
@@ -202,6 +222,9 @@ static int flag(sim_opts *o, const char *f, const char *v)
     } else if (strcmp(f, "--until-acked") == 0) {
         o->until_acked = 1;
         return 1;
+    } else if (strcmp(f, "--idle-adversaries") == 0) {
+        o->adv_idle = 1;
+        return 1;
     }
     NEEDV;
     if (strcmp(f, "--scenario") == 0) {
@@ -265,6 +288,12 @@ static int flag(sim_opts *o, const char *f, const char *v)
     } else if (strcmp(f, "--max-events") == 0) {
         if (parse_u64(v, &o->max_events) < 0)
             return -1;
+    } else if (strcmp(f, "--adversary") == 0) {
+        if (adversary_parse(o, v) < 0)
+            return -1;
+    } else if (strcmp(f, "--flood-messages") == 0) {
+        if (parse_u32(v, &o->flood_messages, SIM_FLOOD_MAX) < 0)
+            return -1;
     } else {
         if (parse_double(v, &d) < 0)
             return -1;
@@ -322,6 +351,16 @@ static int finish(sim_opts *o)
     }
     if (o->duration_s > 1e9) {
         fprintf(stderr, "ferry-sim: --duration is too long\n");
+        return -1;
+    }
+    uint32_t adversaries = 0;
+    for (int k = 1; k < SIM_ADV_KINDS; k++)
+        adversaries += o->adv_count[k];
+    if (adversaries == 0 && strcmp(o->scenario, "adversary") == 0)
+        for (int k = 1; k < SIM_ADV_KINDS; k++)
+            o->adv_count[k] = 1;
+    if (adversaries > SIM_ADV_MAX) {
+        fprintf(stderr, "ferry-sim: at most %u adversaries\n", SIM_ADV_MAX);
         return -1;
     }
     if (o->workload == SIM_WL_FIRST_TO_LAST && o->nodes < 2) {

@@ -72,6 +72,29 @@ static const uint8_t *find_bytes(const uint8_t *hay, size_t hay_len, const char 
     return NULL;
 }
 
+/* A node's copy of flood message fi came or went. Honest nodes must hold
+ * no more of them than the per-origin quota: they all come from one key. */
+static void flood_item(sim *s, sim_node *sn, uint32_t fi, int held)
+{
+    uint8_t *bits = s->flood_held + (size_t)fi * s->bits_stride;
+    if (fi >= s->flood_len || sim_bit(bits, sn->idx) == held)
+        return;
+    sim_bit_set(bits, sn->idx, held);
+    if (!held) {
+        sn->flood_items--;
+        return;
+    }
+    sn->flood_items++;
+    if (sn->adv != SIM_ADV_NONE)
+        return;
+    if (sn->flood_items > s->af.flood_items_max)
+        s->af.flood_items_max = sn->flood_items;
+    size_t quota = s->cfg.origin_quota ? s->cfg.origin_quota : FE_ORIGIN_QUOTA;
+    if (sn->flood_items > quota)
+        sim_violation(s, "node %u holds %u items of the flooder's origin (quota %zu)", sn->idx,
+                      sn->flood_items, quota);
+}
+
 /* --- the store wrapper: forwards to the memstore, watching items --- */
 
 #define INNER(ctx) (&((sim_node *)(ctx))->inner)
@@ -85,6 +108,8 @@ static int w_item_put(void *ctx, const fe_item_rec *r)
         return rc;
     if (find_bytes(r->frame, r->frame_len, SIM_MARKER))
         sim_violation(s, "node %u stores a message item with plaintext in it", sn->idx);
+    if (adversary_active(s, sn->idx))
+        adversary_on_item(s, sn->idx, r->id, r->type);
     int64_t k = workload_find(s, r->id);
     if (k < 0 && s->sending >= 0 && s->msgs[s->sending].src == sn->idx) {
         /* The engine stores the message before fe_node_send returns its id. */
@@ -95,8 +120,30 @@ static int w_item_put(void *ctx, const fe_item_rec *r)
         }
     }
     if (k < 0) {
-        sim_violation(s, "node %u stores a message item that nobody sent", sn->idx);
+        /* Flood messages, and ids a tamperer made by flipping bits. */
+        uint32_t fi = 0;
+        int kind = adversary_lookup(s, r->id, &fi);
+        if (kind == SIM_ADV_NONE) {
+            sim_violation(s, "node %u stores a message item that nobody sent", sn->idx);
+            return rc;
+        }
+        s->af.foreign_items += sn->adv == SIM_ADV_NONE;
+        if (kind == SIM_ADV_FLOOD)
+            flood_item(s, sn, fi, 1);
         return rc;
+    }
+    /* Its receipt was here and removed the copy: dedupe must keep any
+     * later copy (a replay, say) out for as long as the message lives. After
+     * that a replayed copy looks new (lifetimes are relative: no clocks), and
+     * counts against quotas and bounds like any other item. */
+    if (sim_bit(s->purged + (size_t)k * s->bits_stride, sn->idx)) {
+        if (s->now >= s->msgs[k].send_ms + s->cfg.lifetime_ms) {
+            s->resurrected++;
+        } else {
+            s->reentries++;
+            sim_violation(s, "node %u stores message %lld again after its receipt purged it",
+                          sn->idx, (long long)k);
+        }
     }
     set_held(s, sn->idx, (uint32_t)k, 1);
     return rc;
@@ -105,12 +152,38 @@ static int w_item_put(void *ctx, const fe_item_rec *r)
 static int w_item_del(void *ctx, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type)
 {
     sim_node *sn = ctx;
+    sim *s = sn->sim;
     int rc = INNER(ctx)->ops->item_del(INNER(ctx)->ctx, id, type);
-    if (rc < 0 || !is_message_type(type))
+    if (!is_message_type(type))
         return rc;
-    int64_t k = workload_find(sn->sim, id);
-    if (k >= 0)
-        set_held(sn->sim, sn->idx, (uint32_t)k, 0);
+    /* The engine counts a relay copy purged by a receipt just before it
+     * deletes it, so a step in the counter marks this delete as a purge. */
+    int purge = 0;
+    if (sn->node) {
+        fe_node_stats st;
+        fe_node_get_stats(sn->node, &st);
+        purge = st.purged > sn->purged_seen;
+        sn->purged_seen = st.purged;
+    }
+    if (rc < 0)
+        return rc;
+    int64_t k = workload_find(s, id);
+    if (k < 0) {
+        uint32_t fi = 0;
+        if (adversary_lookup(s, id, &fi) == SIM_ADV_FLOOD)
+            flood_item(s, sn, fi, 0);
+        return rc;
+    }
+    if (purge) {
+        sim_bit_set(s->purged + (size_t)k * s->bits_stride, sn->idx, 1);
+        /* Only the recipient can make the receipt, when it delivers. */
+        if (s->msgs[k].deliveries == 0) {
+            s->purges_early++;
+            sim_violation(s, "node %u purged message %lld before it was delivered", sn->idx,
+                          (long long)k);
+        }
+    }
+    set_held(s, sn->idx, (uint32_t)k, 0);
     return rc;
 }
 
@@ -264,6 +337,8 @@ void metrics_on_delivered(sim *s, uint32_t i, const uint8_t id[FE_MSG_ID_BYTES],
                       (long long)k);
         return;
     }
+    /* The sender's own copy goes next; it must not come back either. */
+    sim_bit_set(s->purged + (size_t)k * s->bits_stride, i, 1);
     if (msg->acked)
         return;
     msg->acked = 1;
@@ -291,4 +366,54 @@ void metrics_check_node(sim *s, uint32_t i)
     if (st.reasm_in_use > FE_REASM_SLOTS)
         sim_violation(s, "node %u reassembles %zu frames (bound %u)", i, st.reasm_in_use,
                       (unsigned)FE_REASM_SLOTS);
+    /* Every honest node knew the victim's name and key before anyone
+     * announced: the name stays with that key whatever the attacker says. */
+    if (s->has_victim && i != s->victim && s->nodes[i].adv == SIM_ADV_NONE) {
+        fe_dir_rec r;
+        if (fe_node_user_by_name(n, &r, s->victim_name) != FE_OK ||
+            memcmp(r.pk, s->nodes[s->victim].ident.pk, FE_PK_BYTES) != 0) {
+            s->af.name_rebinds++;
+            sim_violation(s, "node %u: name %s no longer names node %u's key", i, s->victim_name,
+                          s->victim);
+        }
+    }
+}
+
+void metrics_on_presence(sim *s, uint32_t i, enum fe_presence_event ev)
+{
+    if (ev == FE_PRESENCE_NAME_CONFLICT && s->nodes[i].adv == SIM_ADV_NONE)
+        s->af.name_conflicts++;
+}
+
+void metrics_add_stats(fe_node_stats *sum, const fe_node_stats *st)
+{
+    sum->frames_in += st->frames_in;
+    sum->frames_out += st->frames_out;
+    sum->bytes_in += st->bytes_in;
+    sum->bytes_out += st->bytes_out;
+    sum->malformed += st->malformed;
+    sum->duplicates += st->duplicates;
+    sum->suppressed += st->suppressed;
+    sum->relayed += st->relayed;
+    sum->delivered += st->delivered;
+    sum->receipts_valid += st->receipts_valid;
+    sum->receipts_unmatched += st->receipts_unmatched;
+    sum->purged += st->purged;
+    sum->expired += st->expired;
+    sum->quota_rejects += st->quota_rejects;
+    sum->auth_failures += st->auth_failures;
+    sum->store_errors += st->store_errors;
+    sum->summaries_out += st->summaries_out;
+}
+
+void metrics_honest_stats(const sim *s, fe_node_stats *out)
+{
+    *out = s->honest_dead;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->nodes[i].adv != SIM_ADV_NONE || !s->nodes[i].node)
+            continue;
+        fe_node_stats st;
+        fe_node_get_stats(s->nodes[i].node, &st);
+        metrics_add_stats(out, &st);
+    }
 }

@@ -11,11 +11,11 @@
 
 typedef struct field {
     const char *key;
-    char val[64];
+    char val[128];
 } field;
 
 typedef struct report {
-    field f[64];
+    field f[96];
     size_t len;
 } report;
 
@@ -84,6 +84,49 @@ static const char *topology_name(enum sim_topology t)
         return "contacts";
     }
     return "?";
+}
+
+/* Figures of runs with adversaries (docs/SIMULATOR.md, "Adversaries"). The
+ * workload is between honest nodes only, so the ratios above are honest
+ * ones; the engine counters here are summed over honest engines. */
+static void put_adversaries(report *r, const sim *s)
+{
+    char desc[96];
+    fe_node_stats st;
+    uint64_t to_victim = 0, victim_delivered = 0;
+    adversary_describe(s, desc, sizeof desc);
+    metrics_honest_stats(s, &st);
+    for (uint32_t k = 0; s->has_victim && k < s->m; k++) {
+        const sim_msg *m = &s->msgs[k];
+        if (m->send_rc != 0 || m->dst != s->victim)
+            continue;
+        to_victim++;
+        victim_delivered += m->deliveries > 0;
+    }
+    put_s(r, "adversaries", desc);
+    put_u(r, "adversaries_idle", (uint64_t)s->o.adv_idle);
+    put_u(r, "adv_frames_sent", s->af.frames_sent);
+    put_u(r, "forged_receipts_sent", s->af.forged_receipts);
+    put_u(r, "receipts_unmatched", st.receipts_unmatched);
+    put_u(r, "purges_before_delivery", s->purges_early);
+    put_u(r, "replays_sent", s->af.replays);
+    put_u(r, "replayed_receipts_sent", s->af.replayed_receipts);
+    put_u(r, "reentries", s->reentries);
+    put_u(r, "resurrected", s->resurrected);
+    put_u(r, "flood_sent", s->af.flood_sent);
+    put_u(r, "flood_items_max", s->af.flood_items_max);
+    put_u(r, "origin_quota", s->cfg.origin_quota ? s->cfg.origin_quota : FE_ORIGIN_QUOTA);
+    put_u(r, "quota_rejects", st.quota_rejects);
+    put_u(r, "forged_announces_sent", s->af.forged_announces);
+    put_u(r, "name_conflicts_seen", s->af.name_conflicts);
+    put_u(r, "name_rebinds", s->af.name_rebinds);
+    put_u(r, "victim_messages", to_victim);
+    put_u(r, "victim_delivered", victim_delivered);
+    put_u(r, "tampered_sent", s->af.tampered);
+    put_u(r, "adversary_malformed", s->af.adv_malformed);
+    put_u(r, "frags_poisoned", s->af.frags_poisoned);
+    put_u(r, "auth_failures", st.auth_failures);
+    put_u(r, "foreign_items", s->af.foreign_items);
 }
 
 void output_report(const sim *s, FILE *out)
@@ -169,6 +212,8 @@ void output_report(const sim *s, FILE *out)
     put_u(&r, "contacts", s->contacts_made);
     put_u(&r, "events", s->events);
     put_u(&r, "deadline_stalls", s->stalls);
+    if (s->adv_len > 0)
+        put_adversaries(&r, s);
     put_u(&r, "invariant_violations", s->violations);
     free(lat);
     free(purge);

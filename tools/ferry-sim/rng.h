@@ -20,7 +20,8 @@ enum sim_stream {
     SIM_STREAM_SODIUM,
     SIM_STREAM_NODE,
     SIM_STREAM_IDENT,
-    SIM_STREAM_CHURN
+    SIM_STREAM_CHURN,
+    SIM_STREAM_ADVERSARY
 };
 
 uint64_t sim_splitmix64(uint64_t *state);

@@ -177,6 +177,10 @@ static void cb_send(void *ctx, uint32_t link, const uint8_t *frame, size_t len, 
 {
     sim_node *sn = ctx;
     (void)prio;
+    /* A tampering relay's engine never gets its own frames out intact. */
+    if (sn->adv == SIM_ADV_TAMPER && adversary_active(sn->sim, sn->idx) &&
+        adversary_on_send(sn->sim, sn->idx, link, frame, len))
+        return;
     /* Refusals (offline, link gone, over the MTU) are counted by the loopnet. */
     if (fe_loopnet_send(sn->sim->net, sn->idx, link, frame, len, sn->sim->now) == 0 && len > 0)
         sn->sim->tx_by_type[(frame[0] >> 3) & 7]++;
@@ -194,20 +198,36 @@ static void cb_delivered(void *ctx, const uint8_t id[FE_MSG_ID_BYTES], uint64_t 
     metrics_on_delivered(sn->sim, sn->idx, id, now_ms);
 }
 
+static void cb_presence(void *ctx, const fe_dir_rec *user, enum fe_presence_event ev,
+                        uint64_t now_ms)
+{
+    sim_node *sn = ctx;
+    (void)user, (void)now_ms;
+    metrics_on_presence(sn->sim, sn->idx, ev);
+}
+
 static void on_rx(void *ctx, uint32_t to, uint32_t from, uint32_t link, const uint8_t *frame,
                   size_t len, int rc, uint64_t now_ms)
 {
     sim *s = ctx;
-    (void)link, (void)now_ms;
-    /* Nothing in this world corrupts frames or forges them, so a frame an
-     * engine rejects as malformed was badly encoded by another engine. */
-    if (rc == FE_ERR_MALFORMED) {
+    (void)now_ms;
+    /* Only adversaries corrupt frames, so a frame an engine rejects as
+     * malformed that came from an honest engine was badly encoded by it,
+     * unless it is a fragment whose reassembly a tamperer's lie under the
+     * same key spoiled first ("keep the first" in core/frag.c). */
+    if (rc == FE_ERR_MALFORMED && adversary_active(s, from)) {
+        s->af.adv_malformed++;
+    } else if (rc == FE_ERR_MALFORMED && adversary_frag_poisoned(s, frame, len)) {
+        s->af.frags_poisoned++;
+    } else if (rc == FE_ERR_MALFORMED) {
         s->malformed++;
         sim_violation(s, "node %u rejected a frame from node %u as malformed (type %u, %zu bytes)",
                       to, from, len ? (frame[0] >> 3) & 7u : 0u, len);
     }
     if (fe_err_is_fatal(rc))
         sim_violation(s, "node %u: fe_node_on_frame failed fatally: %s", to, fe_strerror(rc));
+    if (adversary_active(s, to))
+        adversary_on_rx(s, to, link, frame, len);
     sim_requery(s, to);
 }
 
@@ -216,7 +236,10 @@ static int node_start(sim *s, uint32_t i)
     sim_node *sn = &s->nodes[i];
     fe_node_callbacks cb = s->cb_template;
     cb.ctx = sn;
-    int rc = fe_node_new(&sn->node, &s->cfg, &sn->ident, &sn->env, &sn->store, &cb, s->now);
+    fe_node_config cfg = s->cfg;
+    adversary_node_config(s, i, &cfg);
+    sn->purged_seen = 0; /* a new engine counts from zero */
+    int rc = fe_node_new(&sn->node, &cfg, &sn->ident, &sn->env, &sn->store, &cb, s->now);
     if (rc < 0) {
         fprintf(stderr, "ferry-sim: node %u: fe_node_new: %s\n", i, fe_strerror(rc));
         sn->node = NULL;
@@ -231,6 +254,11 @@ int sim_crash(sim *s, uint32_t i)
         return 0;
     /* The loopnet lets go of the engine before it is freed. */
     (void)fe_loopnet_replace(s->net, i, NULL, s->now);
+    if (sn->adv == SIM_ADV_NONE && sn->node) {
+        fe_node_stats st;
+        fe_node_get_stats(sn->node, &st);
+        metrics_add_stats(&s->honest_dead, &st);
+    }
     fe_node_del(sn->node);
     sn->node = NULL;
     sn->crashed = 1;
@@ -276,8 +304,8 @@ int sim_setup(sim *s)
     s->cfg.dedupe_capacity = o->dedupe_capacity;
     if (o->hops)
         s->cfg.hops = (uint8_t)o->hops;
-    s->cb_template =
-        (fe_node_callbacks){.send = cb_send, .deliver = cb_deliver, .delivered = cb_delivered};
+    s->cb_template = (fe_node_callbacks){
+        .send = cb_send, .deliver = cb_deliver, .delivered = cb_delivered, .presence = cb_presence};
 
     sim_rng_init(&s->medium_rng, o->seed, SIM_STREAM_MEDIUM, 0);
     sim_rng_init(&s->world_rng, o->seed, SIM_STREAM_WORLD, 0);
@@ -330,7 +358,8 @@ int sim_setup(sim *s)
             return -1;
     }
 
-    if (world_build(s) < 0 || workload_build(s) < 0 || workload_exchange_keys(s) < 0)
+    if (world_build(s) < 0 || adversary_pick(s) < 0 || workload_build(s) < 0 ||
+        workload_exchange_keys(s) < 0 || adversary_setup(s) < 0)
         return -1;
     if (oracle_init(s) < 0)
         return -1;
@@ -373,6 +402,8 @@ void sim_free(sim *s)
         }
     }
     fe_loopnet_del(s->net);
+    adversary_free(s);
+    free(s->purged);
     free(s->nodes);
     free(s->msgs);
     free(s->held);

@@ -7,6 +7,7 @@
  *   workload.c  messages and the keys exchanged beforehand
  *   metrics.c   the store wrapper that counts copies, invariants, figures
  *   oracle.c    which messages an ideal flood could have delivered
+ *   adversary.c nodes that forge, replay, flood or tamper, and their figures
  *   output.c    JSON and text reports
  *
  * Nothing here may depend on pointer values, hash order of pointer keys or
@@ -34,6 +35,19 @@
 enum sim_topology { SIM_TOPO_LINE, SIM_TOPO_GRID, SIM_TOPO_RANDOM, SIM_TOPO_CONTACTS };
 enum sim_workload { SIM_WL_RANDOM, SIM_WL_FIRST_TO_LAST };
 enum sim_partition { SIM_PART_NONE, SIM_PART_HALVES };
+
+/* Adversary kinds (docs/SIMULATOR.md, "Adversaries"). */
+enum sim_adv_kind {
+    SIM_ADV_NONE = 0,
+    SIM_ADV_FORGE_RECEIPTS, /* receipts with made-up secrets for every id it relays */
+    SIM_ADV_REPLAY,         /* re-sends old frames, some with a fresh lifetime */
+    SIM_ADV_FLOOD,          /* sends valid messages past its own quota */
+    SIM_ADV_FORGE_ANNOUNCE, /* announces an honest node's name with its own key */
+    SIM_ADV_TAMPER,         /* corrupts everything it relays, sends fragment bombs */
+    SIM_ADV_KINDS
+};
+#define SIM_ADV_MAX 64u        /* adversary nodes per run */
+#define SIM_FLOOD_MAX 1000000u /* --flood-messages bound */
 
 typedef struct sim_opts {
     char scenario[32];
@@ -65,6 +79,9 @@ typedef struct sim_opts {
     int json, bench;
     int verbose; /* list undelivered messages to stderr at the end */
     uint64_t max_events;
+    uint32_t adv_count[SIM_ADV_KINDS]; /* adversary nodes of each kind */
+    int adv_idle;            /* adversary nodes are picked but behave honestly (a baseline) */
+    uint32_t flood_messages; /* each flooder sends this many */
 } sim_opts;
 
 typedef struct sim_msg {
@@ -113,6 +130,9 @@ typedef struct sim_node {
     double x, y;
     uint8_t half;           /* side of the halves partition */
     sim_contacts *contacts; /* contacts topology only */
+    uint8_t adv;            /* enum sim_adv_kind; SIM_ADV_NONE for honest nodes */
+    uint64_t purged_seen;   /* the engine's purged counter at the last item_del */
+    uint32_t flood_items;   /* items held whose id a flooder made */
 } sim_node;
 
 enum sim_ev_kind {
@@ -124,7 +144,8 @@ enum sim_ev_kind {
     EV_CUT,
     EV_HEAL,
     EV_CONTACT_NEXT,
-    EV_CONTACT_END
+    EV_CONTACT_END,
+    EV_ADV /* a = adversary index */
 };
 
 typedef struct sim_ev {
@@ -138,6 +159,25 @@ typedef struct sim_dl {
     uint64_t t;
     uint32_t node, stamp;
 } sim_dl;
+
+/* What the adversaries did and what it caused. */
+typedef struct sim_adv_figures {
+    uint64_t frames_sent;       /* frames adversaries injected (not their engines' own) */
+    uint64_t forged_receipts;   /* receipt frames with made-up secrets */
+    uint64_t replays;           /* recorded frames sent again */
+    uint64_t replayed_receipts; /* of which receipts */
+    uint64_t flood_sent;        /* messages flooders sent */
+    uint64_t flood_items_max;   /* most flooder items one honest node held at once */
+    uint64_t forged_announces;
+    uint64_t name_conflicts; /* NAME_CONFLICT events at honest nodes */
+    uint64_t name_rebinds;   /* honest lookups of the victim's name giving another key */
+    uint64_t tampered;       /* frames corrupted or made up by tamperers */
+    uint64_t adv_malformed;  /* frames from adversaries rejected as malformed */
+    uint64_t frags_poisoned; /* honest fragments refused after a tamperer's lie (same key) */
+    uint64_t foreign_items;  /* honest item_put of ids only an adversary made */
+} sim_adv_figures;
+
+struct sim_adv;
 
 typedef struct sim {
     sim_opts o;
@@ -188,6 +228,26 @@ typedef struct sim {
     uint64_t send_failures;
     uint64_t malformed;     /* frames an engine rejected as malformed */
     uint64_t tx_by_type[8]; /* transmissions by frame type (wire.h enum fe_frame_type) */
+    uint64_t purges_early;  /* copies purged before their message was delivered */
+    uint64_t reentries;     /* copies stored again after a receipt purged them there */
+    uint64_t resurrected;   /* the same, after the message's lifetime (a replay) */
+    uint8_t *purged;        /* m bitsets: nodes where a receipt removed the copy */
+
+    /* adversaries (adversary.c) */
+    struct sim_adv *adv;
+    uint32_t adv_len;
+    uint32_t *honest; /* nodes the workload uses, ascending */
+    uint32_t honest_len;
+    int has_victim; /* a forge-announce adversary is configured */
+    uint32_t victim;
+    char victim_name[FE_NAME_MAX + 1];
+    uint64_t *adv_keys; /* ids adversaries made -> kind | index << 8 */
+    uint32_t *adv_vals;
+    size_t adv_map_cap, adv_map_len;
+    uint8_t *flood_held; /* flood_len bitsets: which nodes hold a copy */
+    uint32_t flood_len, flood_cap;
+    sim_adv_figures af;
+    fe_node_stats honest_dead; /* counters of honest engines lost in crashes, summed */
 } sim;
 
 /* --- sim.c --- */
@@ -225,6 +285,36 @@ void metrics_on_deliver(sim *s, uint32_t i, const fe_message *m, uint64_t now_ms
 void metrics_on_delivered(sim *s, uint32_t i, const uint8_t id[FE_MSG_ID_BYTES], uint64_t now_ms);
 int sim_bit(const uint8_t *bits, uint32_t i);
 void sim_bit_set(uint8_t *bits, uint32_t i, int v);
+
+void metrics_on_presence(sim *s, uint32_t i, enum fe_presence_event ev);
+/* Counters summed over honest engines, the crashed ones included. */
+void metrics_honest_stats(const sim *s, fe_node_stats *out);
+void metrics_add_stats(fe_node_stats *sum, const fe_node_stats *st);
+
+/* --- adversary.c --- */
+int adversary_parse(sim_opts *o, const char *spec); /* KIND[:COUNT], or all[:COUNT] */
+int adversary_pick(sim *s);  /* before the workload: adversary nodes and the honest list */
+int adversary_setup(sim *s); /* after the workload: victim, tables, first events */
+/* Per-node changes to the engine config (the victim announces its name). */
+void adversary_node_config(const sim *s, uint32_t i, fe_node_config *cfg);
+void adversary_free(sim *s);
+int adversary_active(const sim *s, uint32_t i); /* node i is an adversary that acts */
+int adversary_event(sim *s, const sim_ev *e);
+/* Node i (an active adversary) received frame on link. */
+void adversary_on_rx(sim *s, uint32_t i, uint32_t link, const uint8_t *frame, size_t len);
+/* Engine of node i (an active adversary) sends frame: 1 if the adversary
+ * sent something else instead. */
+int adversary_on_send(sim *s, uint32_t i, uint32_t link, const uint8_t *frame, size_t len);
+/* 1 if frame is a fragment with the reassembly key of one an active
+ * tamperer sent within the reassembly timeout: a receiver may have taken the
+ * tamperer's lie first and then refuse the honest piece. */
+int adversary_frag_poisoned(const sim *s, const uint8_t *frame, size_t len);
+/* Engine of node i (an active adversary) stores an item. */
+void adversary_on_item(sim *s, uint32_t i, const uint8_t id[FE_MSG_ID_BYTES], uint8_t type);
+/* Kind of the adversary that made id (index in *index), or SIM_ADV_NONE. */
+int adversary_lookup(const sim *s, const uint8_t id[FE_MSG_ID_BYTES], uint32_t *index);
+/* "kind:count,..." of the configured adversaries into out. */
+void adversary_describe(const sim *s, char *out, size_t cap);
 
 /* --- oracle.c --- */
 int oracle_init(sim *s);

@@ -54,33 +54,40 @@ int workload_bind_id(sim *s, uint32_t k, const uint8_t id[FE_MSG_ID_BYTES])
 int workload_build(sim *s)
 {
     const sim_opts *o = &s->o;
+    /* Between honest nodes only; without adversaries that is every node,
+     * and the draws below are the same as they always were. */
+    const uint32_t *h = s->honest;
+    uint32_t hn = s->honest_len;
     s->m = o->messages;
-    if (s->n < 2)
+    if (hn < 2)
         s->m = 0;
     s->bits_stride = ((size_t)s->n + 7) / 8;
     size_t m1 = s->m ? s->m : 1;
     s->msgs = calloc(m1, sizeof *s->msgs);
     s->held = calloc(m1 * s->bits_stride, 1);
+    s->purged = calloc(m1 * s->bits_stride, 1);
     s->infected = calloc(m1 * s->bits_stride, 1);
     s->id_cap = 16;
     while (s->id_cap < 2 * (size_t)s->m)
         s->id_cap *= 2;
     s->id_keys = calloc(s->id_cap, sizeof *s->id_keys);
     s->id_vals = calloc(s->id_cap, sizeof *s->id_vals);
-    if (!s->msgs || !s->held || !s->infected || !s->id_keys || !s->id_vals)
+    if (!s->msgs || !s->held || !s->purged || !s->infected || !s->id_keys || !s->id_vals)
         return -1;
 
     double lo = o->send_start_s, hi = o->send_end_s;
     for (uint32_t k = 0; k < s->m; k++) {
         sim_msg *msg = &s->msgs[k];
         if (o->workload == SIM_WL_FIRST_TO_LAST) {
-            msg->src = 0;
-            msg->dst = s->n - 1;
+            msg->src = h[0];
+            msg->dst = h[hn - 1];
         } else {
-            msg->src = (uint32_t)sim_rng_below(&s->workload_rng, s->n);
-            msg->dst = (uint32_t)sim_rng_below(&s->workload_rng, s->n - 1);
-            if (msg->dst >= msg->src)
-                msg->dst++;
+            uint32_t si = (uint32_t)sim_rng_below(&s->workload_rng, hn);
+            uint32_t di = (uint32_t)sim_rng_below(&s->workload_rng, hn - 1);
+            if (di >= si)
+                di++;
+            msg->src = h[si];
+            msg->dst = h[di];
         }
         msg->send_ms = sim_ms(lo + sim_rng_unit(&s->workload_rng) * (hi - lo));
         uint8_t r[8];
@@ -129,10 +136,25 @@ int workload_send(sim *s, uint32_t k)
         s->send_failures++;
         return 0;
     }
-    uint8_t id[FE_MSG_ID_BYTES];
+    uint8_t id[FE_MSG_ID_BYTES], to[FE_ADDR_BYTES];
+    memcpy(to, s->nodes[msg->dst].ident.addr, FE_ADDR_BYTES);
+    if (s->has_victim && msg->dst == s->victim) {
+        /* Like a user typing the victim's name: what the sender's directory
+         * binds to that name is where the message goes. */
+        fe_dir_rec r;
+        if (fe_node_user_by_name(src->node, &r, s->victim_name) != FE_OK) {
+            sim_violation(s, "node %u: name %s is not bound any more", msg->src, s->victim_name);
+        } else {
+            fe_ident_addr(to, r.pk);
+            if (memcmp(to, s->nodes[s->victim].ident.addr, FE_ADDR_BYTES) != 0) {
+                s->af.name_rebinds++;
+                sim_violation(s, "node %u: name %s resolves to another key for message %u",
+                              msg->src, s->victim_name, k);
+            }
+        }
+    }
     s->sending = k;
-    int rc = fe_node_send(src->node, id, s->nodes[msg->dst].ident.addr, (const uint8_t *)msg->text,
-                          msg->text_len, 0, s->now);
+    int rc = fe_node_send(src->node, id, to, (const uint8_t *)msg->text, msg->text_len, 0, s->now);
     s->sending = -1;
     sim_requery(s, msg->src);
     msg->send_rc = rc;

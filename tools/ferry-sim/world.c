@@ -432,6 +432,8 @@ int world_event(sim *s, const sim_ev *e)
     case EV_CONTACT_END:
         contact_end(s, e);
         return 0;
+    case EV_ADV:
+        return adversary_event(s, e);
     default:
         return -1;
     }
