@@ -140,25 +140,12 @@ int adversary_active(const sim *s, uint32_t i)
 
 /* --- ids adversaries made: open addressing, grown by doubling --- */
 
-static uint64_t id_key(const uint8_t id[FE_MSG_ID_BYTES])
-{
-    uint64_t k = 0;
-    for (int i = 0; i < FE_MSG_ID_BYTES; i++)
-        k = (k << 8) | id[i];
-    return k;
-}
-
-static size_t id_slot(uint64_t k, size_t cap)
-{
-    return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
-}
-
 int adversary_lookup(const sim *s, const uint8_t id[FE_MSG_ID_BYTES], uint32_t *index)
 {
     if (s->adv_map_cap == 0)
         return SIM_ADV_NONE;
-    uint64_t k = id_key(id);
-    for (size_t i = id_slot(k, s->adv_map_cap), n = 0; n < s->adv_map_cap;
+    uint64_t k = sim_id_key(id);
+    for (size_t i = sim_id_slot(k, s->adv_map_cap), n = 0; n < s->adv_map_cap;
          i = (i + 1) & (s->adv_map_cap - 1), n++) {
         if (s->adv_vals[i] == 0)
             return SIM_ADV_NONE;
@@ -173,7 +160,7 @@ int adversary_lookup(const sim *s, const uint8_t id[FE_MSG_ID_BYTES], uint32_t *
 
 static int map_insert(uint64_t *keys, uint32_t *vals, size_t cap, uint64_t k, uint32_t v)
 {
-    for (size_t i = id_slot(k, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
+    for (size_t i = sim_id_slot(k, cap), n = 0; n < cap; i = (i + 1) & (cap - 1), n++) {
         if (vals[i] == 0) {
             keys[i] = k;
             vals[i] = v;
@@ -207,7 +194,7 @@ static int map_put(sim *s, const uint8_t id[FE_MSG_ID_BYTES], int kind, uint32_t
         free(s->adv_keys), free(s->adv_vals);
         s->adv_keys = keys, s->adv_vals = vals, s->adv_map_cap = cap;
     }
-    int rc = map_insert(s->adv_keys, s->adv_vals, s->adv_map_cap, id_key(id),
+    int rc = map_insert(s->adv_keys, s->adv_vals, s->adv_map_cap, sim_id_key(id),
                         (uint32_t)kind | (index << 8));
     s->adv_map_len += rc == 1;
     return rc;

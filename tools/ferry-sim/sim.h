@@ -327,4 +327,20 @@ void oracle_expand_all(sim *s);
 void output_report(const sim *s, FILE *out);
 void output_undelivered(const sim *s, FILE *out);
 
+/* Open-addressing helpers for tables keyed by message id (workload.c,
+ * adversary.c). Ids are random already; a multiply spreads any structure
+ * anyway. cap is a power of two. */
+static inline uint64_t sim_id_key(const uint8_t id[FE_MSG_ID_BYTES])
+{
+    uint64_t k = 0;
+    for (int i = 0; i < FE_MSG_ID_BYTES; i++)
+        k = (k << 8) | id[i];
+    return k;
+}
+
+static inline size_t sim_id_slot(uint64_t k, size_t cap)
+{
+    return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+}
+
 #endif

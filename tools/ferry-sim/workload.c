@@ -7,24 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t id_key(const uint8_t id[FE_MSG_ID_BYTES])
-{
-    uint64_t k = 0;
-    for (int i = 0; i < FE_MSG_ID_BYTES; i++)
-        k = (k << 8) | id[i];
-    return k;
-}
-
-static size_t id_slot(uint64_t k, size_t cap)
-{
-    /* Ids are random already; a multiply spreads any structure anyway. */
-    return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
-}
-
 int64_t workload_find(const sim *s, const uint8_t id[FE_MSG_ID_BYTES])
 {
-    uint64_t k = id_key(id);
-    for (size_t i = id_slot(k, s->id_cap), n = 0; n < s->id_cap;
+    uint64_t k = sim_id_key(id);
+    for (size_t i = sim_id_slot(k, s->id_cap), n = 0; n < s->id_cap;
          i = (i + 1) & (s->id_cap - 1), n++) {
         if (s->id_vals[i] == 0)
             return -1;
@@ -36,8 +22,8 @@ int64_t workload_find(const sim *s, const uint8_t id[FE_MSG_ID_BYTES])
 
 int workload_bind_id(sim *s, uint32_t k, const uint8_t id[FE_MSG_ID_BYTES])
 {
-    uint64_t key = id_key(id);
-    for (size_t i = id_slot(key, s->id_cap), n = 0; n < s->id_cap;
+    uint64_t key = sim_id_key(id);
+    for (size_t i = sim_id_slot(key, s->id_cap), n = 0; n < s->id_cap;
          i = (i + 1) & (s->id_cap - 1), n++) {
         if (s->id_vals[i] == 0) {
             s->id_keys[i] = key;
