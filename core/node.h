@@ -185,7 +185,8 @@ void fe_node_groups(const fe_node *n, int (*cb)(void *ctx, const fe_group_rec *g
 void fe_node_get_stats(const fe_node *n, fe_node_stats *out);
 const fe_identity *fe_node_identity(const fe_node *n);
 
-/* 1 if the node holds a forwardable copy of message id (simulator, tests). */
+/* 1 if the node holds a forwardable copy of message id (simulator, tests,
+ * the daemon telling queued from expired). */
 int fe_node_holds(const fe_node *n, const uint8_t id[static FE_MSG_ID_BYTES]);
 
 #endif

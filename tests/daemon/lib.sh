@@ -39,7 +39,8 @@ fail() {
 
 # start NAME PORT PEER_PORT...: a daemon in the foreground (so $! is its pid),
 # logging at debug to $T/NAME.log. Sets PID_<NAME>. Waits until it answers.
-# $WRAP, if set, is a command that execs the daemon (so the pid is the same).
+# $WRAP, if set, is a command that execs the daemon (so the pid is the same);
+# $FERRYD_ARGS, if set, adds options.
 WRAP=""
 start() {
     name=$1 port=$2
@@ -50,7 +51,7 @@ start() {
     done
     # shellcheck disable=SC2086
     $WRAP "$FERRYD" --foreground --data-dir "$T/$name" --name "$name" --udp-port "$port" \
-        --no-multicast $peers --log-level debug 2>>"$T/$name.log" &
+        --no-multicast $peers --log-level debug ${FERRYD_ARGS:-} 2>>"$T/$name.log" &
     pid=$!
     STARTED="$STARTED $pid"
     eval "PID_$name=$pid"

@@ -693,6 +693,10 @@ static int cmd_status(struct fe_cli *cli, int argc, char **argv)
     if (strcmp(fe_json_str(res, "state"), "delivered") == 0)
         printf(": delivered after %.0f s (sent %s)\n", fe_json_num(res, "delivered_after_s", 0),
                ago);
+    else if (strcmp(fe_json_str(res, "state"), "expired") == 0)
+        printf(": expired (sent %s): its lifetime ran out with no delivery receipt; the mesh "
+               "no longer carries it\n",
+               ago);
     else
         printf(": %s (sent %s), no delivery receipt yet\n", fe_json_str(res, "state"), ago);
     cJSON_Delete(users);
@@ -895,7 +899,8 @@ const struct fe_command fe_commands[] = {
     {"offline", cmd_offline, "offline", "Lists the known users that are offline.\n"},
     {"peers", cmd_peers, "peers", "Lists this node's links (transports) and their counters.\n"},
     {"status", cmd_status, "status ID",
-     "Shows whether message ID (from send) is still queued or was delivered.\n"},
+     "Shows whether message ID (from send) is still queued, was delivered, or\n"
+     "expired undelivered.\n"},
     {"verify", cmd_verify, "verify USER",
      "Marks USER's key as checked, after comparing the fingerprint that users shows\n"
      "with the one USER's own `ferry id` shows (in person or over a trusted channel).\n"},

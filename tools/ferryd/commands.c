@@ -650,10 +650,14 @@ static cJSON *cmd_status(void *ctx, fe_ctl_client *cl, const cJSON *req, fe_ctl_
     if (rc != 0)
         return engine_fail(d, err, rc, s);
     uint64_t now = fe_daemon_now(d);
+    /* Our own copy leaves the outbox only with the receipt or at the end of
+     * its lifetime: not delivered and no longer held means it expired. */
+    const char *state = r.delivered_ms                 ? "delivered"
+                        : fe_node_holds(d->node, r.id) ? "queued"
+                                                       : "expired";
     cJSON *o = cJSON_CreateObject();
     int ok = o && add_hex(o, "message_id", id, FE_MSG_ID_BYTES) &&
-             cJSON_AddStringToObject(o, "state", r.delivered_ms ? "delivered" : "queued") &&
-             add_hex(o, "to", r.to, FE_ADDR_BYTES) &&
+             cJSON_AddStringToObject(o, "state", state) && add_hex(o, "to", r.to, FE_ADDR_BYTES) &&
              cJSON_AddStringToObject(o, "type", type_name(r.type)) &&
              add_num(o, "age_s", ago_s(now, r.sent_ms)) &&
              (r.delivered_ms ? add_num(o, "delivered_after_s", ago_s(r.delivered_ms, r.sent_ms))
