@@ -328,9 +328,10 @@ def cmd_check_once(path, okfile, n, timeout):
           (len(acked), len(msgs), extra))
 
 
-def cmd_count_events(path, seconds, outfile):
-    """Subscribe and write every `message` event's id, one a line, for a
-    while (a second channel for counting deliveries)."""
+def write_events(path, seconds, outfile, line_of):
+    """Subscribe, then for seconds write line_of(event) for every event, one
+    a line, to outfile (which exists once the subscription is in place);
+    events for which line_of gives None are skipped."""
     c = Conn(path, timeout=0.5)
     ok(c.req({"cmd": "subscribe"}))
     end = time.time() + float(seconds)
@@ -342,9 +343,17 @@ def cmd_count_events(path, seconds, outfile):
                 continue
             except (OSError, EOFError):
                 break
-            if ev.get("event") == "message":
-                out.write(ev["message"]["message_id"] + "\n")
+            text = line_of(ev) if "event" in ev else None
+            if text is not None:
+                out.write(text + "\n")
     c.close()
+
+
+def cmd_count_events(path, seconds, outfile):
+    """Write every `message` event's id, one a line, for a while (a second
+    channel for counting deliveries)."""
+    write_events(path, seconds, outfile,
+                 lambda ev: ev["message"]["message_id"] if ev["event"] == "message" else None)
 
 
 def cmd_exec_limited(limit, *argv):
@@ -618,22 +627,8 @@ def cmd_stats(path):
 # test_tampered, test_readonly_dir) ---
 
 def cmd_events(path, seconds, outfile):
-    """Subscribe, then write every event as one JSON line to outfile for
-    seconds (outfile exists once the subscription is in place)."""
-    c = Conn(path, timeout=0.5)
-    ok(c.req({"cmd": "subscribe"}))
-    end = time.time() + float(seconds)
-    with open(outfile, "w", buffering=1) as out:
-        while time.time() < end:
-            try:
-                ev = c.line()
-            except socket.timeout:
-                continue
-            except (OSError, EOFError):
-                break
-            if "event" in ev:
-                out.write(json.dumps(ev) + "\n")
-    c.close()
+    """Every event as one JSON line, for seconds."""
+    write_events(path, seconds, outfile, json.dumps)
 
 
 def cmd_statuses(path, idfile):
