@@ -252,8 +252,22 @@ static int cmd_forge_receipt(const opts *o, int fd)
         return die("forge-receipt needs --listen, --to and --want");
     if (o->ids_out && !(out = fopen(o->ids_out, "w")))
         return die("cannot open --ids-out");
-    double end = now_s() + o->seconds;
+    double end = now_s() + o->seconds, next_ask = 0;
+    opts relay = *o;
+    relay.to_count = 1; /* the first --to: the daemon relaying to us */
     while (!stop_flag && now_s() < end && id_count < o->want) {
+        /* Every second, a summary holding nothing, as a peer that just
+         * arrived would send: the relay offers whatever it holds, even if
+         * it suppressed its first relay (it had heard the copy from enough
+         * other peers, who are not us). Only to the relay, so the sender
+         * is not prompted to resend to it. */
+        if (now_s() >= next_ask) {
+            ptrdiff_t len = fe_wire_summary(frame, sizeof(frame), randombytes_random(), 0, 0,
+                                            UINT32_MAX, NULL, 0);
+            if (len > 0 && send_all(fd, &relay, frame, (size_t)len) == 0)
+                summaries++;
+            next_ask = now_s() + 1.0;
+        }
         ssize_t n = recv_one(fd, buf, sizeof(buf));
         fe_frame f;
         if (n < 0)
