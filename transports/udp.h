@@ -31,13 +31,14 @@
 #define FE_UDP_BCAST_MAX 8      /* subnet broadcast destinations */
 #define FE_UDP_RESCAN_MS 10000u /* interface re-check period (see tick) */
 /* Receive buffer asked for on each socket. A small datagram costs about
- * 830 bytes of buffer on Linux, so the usual default (208 KiB) holds only
+ * FE_UDP_DATAGRAM_COST bytes of buffer on Linux, so the usual default (208 KiB) holds only
  * 256 of them: one window of a sender's unacknowledged messages
  * (FE_ORIGIN_QUOTA). A frame dropped there waits for anti-entropy, seconds
  * later. Asking for 2 MiB gets 4 MiB of budget (the kernel doubles it),
  * about 5,000 datagrams. Without CAP_NET_ADMIN the kernel caps the request
  * at net.core.rmem_max. */
 #define FE_UDP_RCVBUF_BYTES (2u << 20)
+#define FE_UDP_DATAGRAM_COST 832 /* buffer bytes one small datagram takes (measured, Linux) */
 
 typedef struct fe_udp_config {
     uint16_t port;     /* default 4747; 0 = an ephemeral port (tests), see fe_udp_port */

@@ -771,8 +771,8 @@ static void log_rcvbuf(const fe_dtransport *tr)
            "udp receive buffer is %zu KiB (wanted %u KiB): bursts of more than about %zu "
            "frames will be dropped and resent seconds later; raise the limit with "
            "'sysctl -w net.core.rmem_max=%u' or run ferryd with CAP_NET_ADMIN",
-           st.rcvbuf_bytes / 1024, 2 * FE_UDP_RCVBUF_BYTES / 1024, st.rcvbuf_bytes / 832,
-           2 * FE_UDP_RCVBUF_BYTES);
+           st.rcvbuf_bytes / 1024, 2 * FE_UDP_RCVBUF_BYTES / 1024,
+           st.rcvbuf_bytes / FE_UDP_DATAGRAM_COST, 2 * FE_UDP_RCVBUF_BYTES);
 }
 
 void fe_links_log_start(fe_daemon *d)
