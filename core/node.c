@@ -53,7 +53,8 @@ struct fe_node {
     fe_group groups[FE_GROUPS_MAX];
     uint32_t announce_seq;
     uint64_t announce_due_ms, last_announce_ms;
-    int announced; /* last_announce_ms is valid */
+    int announced;    /* last_announce_ms is valid */
+    int said_offline; /* our newest announce is a going-offline notice */
     uint64_t naive_due_ms;
     uint64_t housekeeping_ms;
     uint64_t presence_due_ms;
@@ -967,6 +968,7 @@ static void own_announce(fe_node *n, int offline, uint64_t now)
         spread(n, it, NULL, now);
     n->last_announce_ms = now;
     n->announced = 1;
+    n->said_offline = offline;
 }
 
 int fe_node_tick(fe_node *n, uint64_t now)
@@ -1296,6 +1298,23 @@ int fe_node_going_offline(fe_node *n, uint64_t now)
 {
     own_announce(n, 1, now);
     return FE_OK;
+}
+
+int fe_node_repeat_going_offline(fe_node *n, uint64_t now)
+{
+    if (!n->said_offline)
+        return FE_ERR_NOTFOUND;
+    for (size_t i = 0; i < n->ob.cap; i++) {
+        fe_item *it = fe_outbox_slot(&n->ob, i);
+        if (!it->in_use || !it->own || it->type != FE_T_ANNOUNCE)
+            continue;
+        /* The same frame, so whoever heard the first copy drops this one. */
+        for (size_t k = 0; k < FE_LINKS_MAX; k++)
+            if (n->links[k].in_use)
+                send_item(n, &n->links[k], it, now);
+        return FE_OK;
+    }
+    return FE_ERR_NOTFOUND;
 }
 
 /* ------------------------------------------------------------------ */

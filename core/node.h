@@ -166,6 +166,11 @@ FE_MUST_CHECK int fe_node_group_send(fe_node *n, uint8_t id[static FE_MSG_ID_BYT
 int fe_node_announce(fe_node *n, uint64_t now_ms);
 /* Send a signed going-offline notice. */
 int fe_node_going_offline(fe_node *n, uint64_t now_ms);
+/* Send that notice once more, unchanged, on every link. On a shared
+ * half-duplex radio one copy can be lost to a collision, and a node that is
+ * leaving is not there to repair it. FE_ERR_NOTFOUND if the newest announce
+ * is not a going-offline notice (or has left the outbox). */
+int fe_node_repeat_going_offline(fe_node *n, uint64_t now_ms);
 
 /* Directory lookups. Return 0 and fill out, or FE_ERR_NOTFOUND.
  * by_name is exact; by_addr takes a prefix of prefix_len bytes and returns

@@ -16,6 +16,23 @@ STARTED=""
 
 cleanup() {
     status=$?
+    if [ "$status" -ne 0 ]; then
+        # A failure: ask first, so daemons log their stop and helpers such
+        # as the modem emulator print their counters into the logs below.
+        for pid in $STARTED; do
+            kill -TERM "$pid" 2>/dev/null || true
+        done
+        i=0
+        while [ "$i" -lt 30 ]; do
+            alive=""
+            for pid in $STARTED; do
+                kill -0 "$pid" 2>/dev/null && alive=1
+            done
+            [ -n "$alive" ] || break
+            i=$((i + 1))
+            sleep 0.1
+        done
+    fi
     for pid in $STARTED; do
         kill -9 "$pid" 2>/dev/null || true
     done

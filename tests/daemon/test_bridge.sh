@@ -4,7 +4,7 @@
 # (UDP in, radio out) and carol's receipt come back (radio in, UDP out);
 # the other way round as well. bob's `peers` must show both links up with
 # their counters, the radio's airtime and queue. When carol stops, her
-# going-offline notice must still leave her radio.
+# going-offline notice must still leave her radio, twice.
 #
 # The radios are two emulated transparent modules (ferry-modem-emu, 58-byte
 # sub-packets at 19.2 kb/s, so every message is fragmented) on ptys; the
@@ -123,7 +123,9 @@ $CTL get "$(sock bob)" ports ports | python3 -c \
 
 # carol leaves: her going-offline notice is queued for the radio as she
 # shuts down, and must still go out (ferryd lets radio queues drain, within
-# a bound, before it closes them).
+# a bound, before it closes them). A copy can be lost when bob transmits at
+# the same moment (the emulated radios are half-duplex), so she says it again
+# once the air is quiet.
 stop carol
 offline() {
     $CTL get "$(sock bob)" users users | python3 -c '
@@ -137,7 +139,9 @@ until offline; do
     [ "$i" -le 50 ] || fail "bob never heard carol's going-offline notice"
     sleep 0.1
 done
-echo "ok: carol's going-offline notice left her radio queue before she exited"
+grep -q "going-offline notice sent again" "$T/carol.log" ||
+    fail "carol did not say her going-offline notice a second time"
+echo "ok: carol's going-offline notice left her radio queue before she exited, twice"
 
 stop alice
 stop bob

@@ -672,6 +672,69 @@ static void test_announce_presence_and_conflict(void **state)
     world_free();
 }
 
+/* Deliver what node `from` has queued, and drop everything else: the rest
+ * of the world has stopped listening to and talking with `from`, as when a
+ * daemon is shutting down. No timers run. */
+static void deliver_only_from(int from)
+{
+    while (W.qhead < W.qtail) {
+        qframe f = W.q[W.qhead++];
+        if (f.from != from)
+            continue;
+        for (int j = 0; j < W.count; j++)
+            if (W.adj[f.from][j] && W.n[j].online && j != from)
+                fe_node_on_frame(W.n[j].node, 1, f.data, f.len, W.now);
+    }
+    W.qhead = W.qtail = 0;
+}
+
+/* A going-offline notice lost on the air (a collision on a half-duplex
+ * radio) reaches the neighbour when it is said again; a neighbour that heard
+ * both copies sees one going offline, not two. */
+static void test_offline_notice_said_again(void **state)
+{
+    (void)state;
+    fe_node_config c = base_cfg();
+    fe_dir_rec u;
+
+    world_init(2, 255);
+    world_line();
+    c.announce_interval_ms = 10 * 60000;
+    snprintf(c.name, sizeof c.name, "carol");
+    start_node(0, &c);
+    snprintf(c.name, sizeof c.name, "bob");
+    start_node(1, &c);
+    run_until(W.now + 5000);
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "carol"), FE_OK);
+    assert_true(u.online);
+    /* Nothing to repeat until the notice has been said. */
+    assert_int_equal(fe_node_repeat_going_offline(W.n[0].node, W.now), FE_ERR_NOTFOUND);
+
+    /* carol leaves; her one copy is lost on the air. */
+    assert_int_equal(fe_node_going_offline(W.n[0].node, W.now), FE_OK);
+    assert_true(W.qtail > W.qhead);
+    W.qhead = W.qtail = 0;
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "carol"), FE_OK);
+    assert_true(u.online);
+
+    assert_int_equal(fe_node_repeat_going_offline(W.n[0].node, W.now), FE_OK);
+    deliver_only_from(0);
+    assert_int_equal(fe_node_user_by_name(W.n[1].node, &u, "carol"), FE_OK);
+    assert_false(u.online);
+    assert_int_equal(W.n[1].presence_events[FE_PRESENCE_OFFLINE], 1);
+
+    /* Heard twice: still one event. */
+    assert_int_equal(fe_node_repeat_going_offline(W.n[0].node, W.now), FE_OK);
+    deliver_only_from(0);
+    assert_int_equal(W.n[1].presence_events[FE_PRESENCE_OFFLINE], 1);
+
+    /* Back online: the newest announce is no longer a going-offline notice. */
+    W.now += 61000; /* past the one-announce-a-minute limit */
+    assert_int_equal(fe_node_announce(W.n[0].node, W.now), FE_OK);
+    assert_int_equal(fe_node_repeat_going_offline(W.n[0].node, W.now), FE_ERR_NOTFOUND);
+    world_free();
+}
+
 /* The name stays with the first key across a restart, whatever order the
  * store gives the directory back in (the memstore gives the newest first). */
 static void test_name_binding_survives_restart(void **state)
@@ -913,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_group_and_late_join),
         cmocka_unit_test(test_announce_presence_and_conflict),
+        cmocka_unit_test(test_offline_notice_said_again),
         cmocka_unit_test(test_name_binding_survives_restart),
         cmocka_unit_test(test_flood_quota),
         cmocka_unit_test(test_own_quota_refuses_then_recovers),

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "udp.h"
 #ifdef FE_HAVE_SERIAL
@@ -18,6 +20,8 @@
 
 #define DRAIN_ROUNDS 1000 /* poll rounds of the shutdown drain, whatever the clock says */
 #define DRAIN_POLL_MS 100 /* longest single wait of the drain */
+#define DRAIN_QUIET_MIN_MS 200u    /* air quiet this long, plus up to ... */
+#define DRAIN_QUIET_SPREAD_MS 400u /* ... this, before the notice goes again */
 
 /* ------------------------------------------------------------------ */
 /* Driver configuration from the [serial NAME] and [rfcomm] sections. */
@@ -683,48 +687,81 @@ void fe_links_stop(fe_daemon *d)
     memset(d->links, 0, sizeof(d->links));
 }
 
-void fe_links_drain(fe_daemon *d, uint64_t max_ms)
-{
-    d->stopping = 1;
 #ifdef FE_HAVE_SERIAL
-    uint64_t end = fe_daemon_now(d) + max_ms;
+/* Poll the open radios until their queues are empty and, when quiet_ms is
+ * set, nothing has come in from them for that long; or until end. Returns
+ * how many radios are open. */
+static size_t drain_radios(fe_daemon *d, uint64_t end, uint64_t quiet_ms)
+{
+    uint64_t heard_ms = fe_daemon_now(d);
+    size_t n = 0;
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
         struct pollfd pfd[FE_DAEMON_TRANSPORTS_MAX];
         fe_dtransport *who[FE_DAEMON_TRANSPORTS_MAX];
-        size_t n = 0;
         uint64_t now = fe_daemon_now(d), next = UINT64_MAX;
+        n = 0;
         for (size_t i = 0; i < d->tr_count; i++) {
             fe_dtransport *tr = &d->tr[i];
             fe_serial_stats st;
             if (tr->type != FE_DT_SERIAL || !tr->open)
                 continue;
             fe_serial_get_stats(tr->t, now, &st);
+            if (!st.is_open)
+                continue; /* nowhere to send it */
             uint64_t dl = tr->t->ops->next_deadline(tr->t);
-            if (!st.is_open || dl == UINT64_MAX)
-                continue; /* nothing to send, or nowhere to send it */
             if (dl <= now) {
                 tr->t->ops->tick(tr->t, now);
                 dl = tr->t->ops->next_deadline(tr->t);
             }
             if (dl < next)
-                next = dl;
+                next = dl; /* UINT64_MAX: nothing left to send */
             pfd[n] = (struct pollfd){.fd = tr->fd, .events = POLLIN};
             who[n++] = tr;
         }
         if (n == 0 || now >= end)
-            return;
+            return n;
+        if (next == UINT64_MAX) {
+            if (now - heard_ms >= quiet_ms)
+                return n;
+            next = heard_ms + quiet_ms;
+        }
         uint64_t wait = next > now ? next - now : 0;
         if (wait > end - now)
             wait = end - now;
         if (wait > DRAIN_POLL_MS)
             wait = DRAIN_POLL_MS;
         if (poll(pfd, n, (int)wait) < 0 && errno != EINTR)
-            return;
+            return n;
         now = fe_daemon_now(d);
-        for (size_t i = 0; i < n; i++)
-            if (pfd[i].revents)
-                (void)who[i]->t->ops->on_readable(who[i]->t, now); /* frames in: ignored */
+        for (size_t i = 0; i < n; i++) {
+            if (!pfd[i].revents)
+                continue;
+            (void)who[i]->t->ops->on_readable(who[i]->t, now); /* frames in: ignored */
+            heard_ms = now;                                    /* someone is on the air */
+        }
     }
+    return n;
+}
+#endif
+
+void fe_links_drain(fe_daemon *d, uint64_t max_ms)
+{
+    d->stopping = 1;
+#ifdef FE_HAVE_SERIAL
+    uint64_t end = fe_daemon_now(d) + max_ms;
+    if (drain_radios(d, end, 0) == 0)
+        return;
+    /* A radio is half-duplex and shared: a neighbour that was sending while
+     * our notice was on the air missed it, and we will not be here to repair
+     * that. So once the air has been quiet for a random while, say it again. */
+    uint64_t quiet = DRAIN_QUIET_MIN_MS + randombytes_uniform(DRAIN_QUIET_SPREAD_MS);
+    if (drain_radios(d, end, quiet) == 0 || fe_daemon_now(d) >= end)
+        return;
+    if (fe_node_repeat_going_offline(d->node, fe_daemon_now(d)) != FE_OK)
+        return;
+    fe_log(FE_LOG_DEBUG, "going-offline notice sent again, after %u ms of quiet air",
+           (unsigned)quiet);
+    (void)drain_radios(d, end, 0);
 #else
     (void)max_ms;
 #endif
