@@ -821,6 +821,12 @@ int fe_sqlstore_sent_list(fe_sqlstore *s, int pending_only, size_t limit, fe_sql
     return ret;
 }
 
+void fe_sqlstore_memory(uint64_t *used, uint64_t *peak)
+{
+    *used = (uint64_t)sqlite3_memory_used();
+    *peak = (uint64_t)sqlite3_memory_highwater(0);
+}
+
 int fe_sqlstore_counts(fe_sqlstore *s, fe_sqlstore_rowcounts *out)
 {
     memset(out, 0, sizeof(*out));

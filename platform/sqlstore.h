@@ -114,6 +114,10 @@ typedef struct fe_sqlstore_rowcounts {
 /* Row counts, for status output. 0 or FE_ERR_STORE. */
 int fe_sqlstore_counts(fe_sqlstore *s, fe_sqlstore_rowcounts *out);
 
+/* Bytes SQLite holds now and at most since the process started (its page
+ * caches, statements and schema; the whole process, every connection). */
+void fe_sqlstore_memory(uint64_t *used, uint64_t *peak);
+
 /* Forget seen ids that expired at now_ms (expires_ms <= now_ms); the daemon
  * calls it at start, before the node loads them, and now and then.
  * *pruned (may be NULL) receives the number removed. 0 or FE_ERR_STORE. */

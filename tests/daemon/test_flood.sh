@@ -88,6 +88,19 @@ fi
     fail "frank had $frank_acked sends accepted and bob rejected none: no quota at work"
 [ "$held" -le $((4 * ORIGIN_QUOTA)) ] ||
     fail "bob holds $held items, more than one quota ($ORIGIN_QUOTA) for each of 4 origins"
+# Memory is bounded too: bob's heap (glibc) and SQLite's share, after the
+# flood. The bound is loose (the outbox's own limit is a few MiB); what it
+# catches is growth with the number of frames heard.
+python3 - "$T/bob-stats-after" <<'PY' || fail "bob's memory after the flood is out of bounds"
+import json, sys
+s = json.load(open(sys.argv[1]))
+heap = s["daemon"].get("heap_in_use_bytes")
+sql = s["store"]["sqlite_memory_bytes"]
+print("bob after the flood: heap in use %s KiB, SQLite %d KiB"
+      % ("?" if heap is None else heap // 1024, sql // 1024))
+assert 0 < sql <= 16 << 20, sql
+assert heap is None or 0 < heap <= 32 << 20, heap
+PY
 stop alice
 stop bob
 stop carol

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h> /* mallinfo2 */
+#endif
 
 #include <sodium.h>
 
@@ -1094,6 +1097,10 @@ static cJSON *store_stats(fe_daemon *d)
              add_num(o, "inbox_unread", c.inbox_unshown) && add_num(o, "sent", c.sent) &&
              add_num(o, "sent_pending", c.sent_pending) && add_num(o, "directory", c.directory) &&
              add_num(o, "groups", c.groups) && add_num(o, "bad_rows", c.bad_rows);
+    uint64_t used, peak;
+    fe_sqlstore_memory(&used, &peak);
+    ok = ok && add_num(o, "sqlite_memory_bytes", used) &&
+         add_num(o, "sqlite_memory_peak_bytes", peak);
     return done(o, ok);
 }
 
@@ -1114,6 +1121,12 @@ static cJSON *daemon_stats(fe_daemon *d)
         add_num(o, "clients_accepted", cs.accepted) && add_num(o, "clients_refused", cs.refused) &&
         add_num(o, "clients_dropped_slow", cs.dropped_slow) &&
         add_num(o, "requests", cs.requests) && add_num(o, "request_errors", cs.errors);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    /* What the program has allocated and not freed, unlike RSS, which also
+     * counts pages the allocator keeps for reuse. */
+    struct mallinfo2 mi = mallinfo2();
+    ok = ok && add_num(o, "heap_in_use_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
+#endif
     return done(o, ok);
 }
 
