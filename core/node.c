@@ -26,7 +26,8 @@ typedef struct fe_link {
     enum fe_link_kind kind;
     size_t mtu;
     int in_use;
-    int bidx; /* broadcast link index for item relay bookkeeping, or -1 */
+    int bidx;           /* broadcast link index for item relay bookkeeping, or -1 */
+    int no_suppression; /* see fe_link_info */
     /* Trickle (RFC 6206) state for anti-entropy summaries. */
     uint64_t interval_ms, fire_ms, end_ms;
     unsigned heard_consistent;
@@ -920,7 +921,7 @@ static void fire_relay(fe_node *n, fe_item *it, uint64_t now)
     for (int b = 0; b < FE_BCAST_LINKS_MAX; b++) {
         if (!(pend & (1u << b)) || !n->bcast[b])
             continue;
-        if (it->heard[b] >= n->cfg.redundancy_k) {
+        if (it->heard[b] >= n->cfg.redundancy_k && !n->bcast[b]->no_suppression) {
             n->st.suppressed++;
             continue;
         }
@@ -994,7 +995,7 @@ int fe_node_tick(fe_node *n, uint64_t now)
             continue;
         if (l->fire_ms && l->fire_ms <= now) {
             l->fire_ms = 0;
-            if (l->heard_consistent < n->cfg.redundancy_k)
+            if (l->heard_consistent < n->cfg.redundancy_k || l->no_suppression)
                 send_summary(n, l);
         }
         if (l->end_ms <= now) {
@@ -1080,6 +1081,7 @@ int fe_node_link_up(fe_node *n, uint32_t link, const fe_link_info *info, uint64_
     l->id = link;
     l->in_use = 1;
     l->kind = info->kind;
+    l->no_suppression = info->no_suppression != 0;
     l->mtu = info->mtu > FE_FRAME_MAX ? FE_FRAME_MAX : info->mtu;
     l->interval_ms = n->cfg.trickle_imin_ms;
     l->end_ms = 0;

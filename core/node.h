@@ -53,6 +53,11 @@ enum fe_link_kind {
 typedef struct fe_link_info {
     enum fe_link_kind kind;
     size_t mtu; /* largest frame the link carries; bigger frames are fragmented */
+    /* Broadcast links whose neighbours need not hear each other, such as
+     * UDP sent to a list of peers: copies heard there say nothing about
+     * what the other neighbours have, so no relay or summary is suppressed
+     * for them. */
+    int no_suppression;
 } fe_link_info;
 
 /* Priority of an outgoing frame: lower is more urgent. Transports with an

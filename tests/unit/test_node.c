@@ -35,6 +35,7 @@ typedef struct tnode {
     int presence_events[8];
     size_t first_sent_len;
     int sent_frames;
+    int no_suppression; /* its link's fe_link_info.no_suppression */
 } tnode;
 
 typedef struct qframe {
@@ -129,7 +130,8 @@ static void start_node(int i, const fe_node_config *cfg)
                             .delivered = cb_delivered,
                             .presence = cb_presence};
     fe_env env = {.rand = wrand, .rand_ctx = &W.rng};
-    fe_link_info li = {.kind = FE_LINK_BROADCAST, .mtu = W.mtu};
+    fe_link_info li = {
+        .kind = FE_LINK_BROADCAST, .mtu = W.mtu, .no_suppression = t->no_suppression};
     assert_int_equal(fe_node_new(&t->node, cfg, &t->id, &env, &t->store, &cb, W.now), FE_OK);
     if (t->online)
         assert_int_equal(fe_node_link_up(t->node, 1, &li, W.now), FE_OK);
@@ -224,7 +226,8 @@ static void run_until(uint64_t until)
 
 static void set_online(int i, int on)
 {
-    fe_link_info li = {.kind = FE_LINK_BROADCAST, .mtu = W.mtu};
+    fe_link_info li = {
+        .kind = FE_LINK_BROADCAST, .mtu = W.mtu, .no_suppression = W.n[i].no_suppression};
     W.n[i].online = on;
     if (on)
         assert_int_equal(fe_node_link_up(W.n[i].node, 1, &li, W.now), FE_OK);
@@ -672,6 +675,86 @@ static void test_announce_presence_and_conflict(void **state)
     world_free();
 }
 
+/* Node 0 relays for node 1, its only listener. Node 0 hears the message
+ * four times (as from four neighbours) before its relay timer fires. On a
+ * shared medium that means node 1 has heard it too, and the relay is
+ * suppressed; on a link with no_suppression (UDP to a list of peers, who
+ * need not hear each other) it must go out. Node 2, the sender, is heard by
+ * no one directly. Summaries are held off so that only the relay can carry
+ * the message within the second the test waits. Returns node 1's deliveries. */
+static int relay_after_four_copies(int no_suppression, fe_node_stats *relay)
+{
+    fe_node_config c = base_cfg();
+    uint8_t id[FE_MSG_ID_BYTES];
+
+    world_init(3, 255);
+    W.adj[0][1] = W.adj[1][0] = 1;
+    W.n[0].no_suppression = no_suppression;
+    c.trickle_imin_ms = 60000;
+    c.trickle_imax_ms = 600000;
+    introduce(2, 1);
+    for (int i = 0; i < W.count; i++)
+        start_node(i, &c);
+    assert_int_equal(
+        fe_node_send(W.n[2].node, id, W.n[1].id.addr, (const uint8_t *)"water", 5, 0, W.now),
+        FE_OK);
+    assert_int_equal((int)W.qtail, 1);
+    qframe f = W.q[0];
+    W.qhead = W.qtail = 0;
+    for (int copy = 0; copy < 4; copy++)
+        fe_node_on_frame(W.n[0].node, 1, f.data, f.len, W.now);
+    run_until(W.now + 1000);
+    fe_node_get_stats(W.n[0].node, relay);
+    int delivered = W.n[1].delivered_count;
+    world_free();
+    return delivered;
+}
+
+static void test_no_suppression_on_peer_lists(void **state)
+{
+    (void)state;
+    fe_node_stats st;
+
+    assert_int_equal(relay_after_four_copies(0, &st), 0);
+    assert_int_equal(st.suppressed, 1);
+    assert_int_equal(st.relayed, 0);
+
+    assert_int_equal(relay_after_four_copies(1, &st), 1);
+    assert_int_equal(st.suppressed, 0);
+    assert_true(st.relayed >= 1); /* the message, then the receipt coming back */
+}
+
+/* Summaries: in a full mesh of four, a node that hears three consistent
+ * summaries in an interval keeps its own; with no_suppression it sends one
+ * every interval. Returns the frames node 0 sent in a minute. */
+static int summaries_in_a_minute(int no_suppression)
+{
+    fe_node_config c = base_cfg();
+
+    world_init(4, 255);
+    for (int i = 0; i < W.count; i++)
+        for (int j = 0; j < W.count; j++)
+            W.adj[i][j] = i != j;
+    W.n[0].no_suppression = no_suppression;
+    c.trickle_imin_ms = 1000;
+    c.trickle_imax_ms = 4000;
+    for (int i = 0; i < W.count; i++)
+        start_node(i, &c);
+    run_until(W.now + 60000);
+    int sent = W.n[0].sent_frames;
+    world_free();
+    return sent;
+}
+
+static void test_no_summary_suppression_on_peer_lists(void **state)
+{
+    (void)state;
+    int shared = summaries_in_a_minute(0), listed = summaries_in_a_minute(1);
+    /* Intervals double from 1 s to 4 s: about 16 in a minute. */
+    assert_true(listed >= 14);
+    assert_true(shared < listed);
+}
+
 /* Deliver what node `from` has queued, and drop everything else: the rest
  * of the world has stopped listening to and talking with `from`, as when a
  * daemon is shutting down. No timers run. */
@@ -977,6 +1060,8 @@ int main(void)
         cmocka_unit_test(test_group_and_late_join),
         cmocka_unit_test(test_announce_presence_and_conflict),
         cmocka_unit_test(test_offline_notice_said_again),
+        cmocka_unit_test(test_no_suppression_on_peer_lists),
+        cmocka_unit_test(test_no_summary_suppression_on_peer_lists),
         cmocka_unit_test(test_name_binding_survives_restart),
         cmocka_unit_test(test_flood_quota),
         cmocka_unit_test(test_own_quota_refuses_then_recovers),

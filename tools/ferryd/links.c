@@ -187,6 +187,9 @@ static size_t mtu_of(const fe_dtransport *tr)
 static int engine_up(fe_daemon *d, fe_dlink *l, uint64_t now)
 {
     fe_link_info li = {.kind = l->peer ? FE_LINK_P2P : FE_LINK_BROADCAST, .mtu = mtu_of(l->tr)};
+    /* Static UDP peers get their own copy of each datagram and need not
+     * hear one another: what we hear from some says nothing of the rest. */
+    li.no_suppression = l->tr->type == FE_DT_UDP && d->cfg.udp.peers_count > 0;
     int rc = fe_node_link_up(d->node, l->id, &li, now);
     if (rc != 0) {
         fe_log(FE_LOG_ERROR, "engine: cannot bring link %u (%s) up: %s (mtu %zu)", (unsigned)l->id,
