@@ -6,6 +6,7 @@
  * eviction keep probe runs as short as the load allows. */
 #include "dedupe.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,40 +17,38 @@
  * without needing state. At 3/4 load the window spans about 85 slots. */
 #define FE_DEDUPE_EVICT_WINDOW 64u
 
-/* ids are random on honest nodes but come off the wire, so mix all 64 bits
- * instead of trusting the low ones (the fmix64 finaliser of MurmurHash3).
- * Unkeyed: a peer that picks ids can lengthen probe runs, bounded by the
- * capacity. A keyed hash would need a seed from fe_env at init. */
-static uint64_t dd_hash(const uint8_t id[FE_MSG_ID_BYTES])
-{
-    uint64_t h;
-    memcpy(&h, id, sizeof(h));
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
-_Static_assert(FE_MSG_ID_BYTES == sizeof(uint64_t), "dd_hash loads the id as one word");
-
+/* ids come off the wire, and a peer may choose them freely: with a public
+ * hash it could aim thousands at one slot and turn every lookup into a walk
+ * along the table. With a secret key it cannot tell which ids collide. */
 static size_t dd_home(const fe_dedupe *d, const uint8_t id[FE_MSG_ID_BYTES])
 {
-    return (size_t)dd_hash(id) & (d->capacity - 1);
+    uint8_t h[crypto_shorthash_siphash24_BYTES];
+    uint64_t v;
+    crypto_shorthash_siphash24(h, id, FE_MSG_ID_BYTES, d->key);
+    memcpy(&v, h, sizeof v);
+    return (size_t)v & (d->capacity - 1);
 }
 
-int fe_dedupe_init(fe_dedupe *d, size_t capacity)
+_Static_assert(FE_DEDUPE_KEY_BYTES == crypto_shorthash_siphash24_KEYBYTES, "SipHash key size");
+_Static_assert(crypto_shorthash_siphash24_BYTES == sizeof(uint64_t), "SipHash output size");
+
+size_t fe_dedupe_home(const fe_dedupe *d, const uint8_t id[static FE_MSG_ID_BYTES])
+{
+    return d && d->slots ? dd_home(d, id) : 0;
+}
+
+int fe_dedupe_init(fe_dedupe *d, size_t capacity, const uint8_t key[static FE_DEDUPE_KEY_BYTES])
 {
     if (!d)
         return FE_ERR_INVALID;
     memset(d, 0, sizeof(*d));
-    if (capacity < 16 || (capacity & (capacity - 1)) != 0 ||
+    if (!key || capacity < 16 || (capacity & (capacity - 1)) != 0 ||
         capacity > SIZE_MAX / sizeof(fe_dedupe_entry))
         return FE_ERR_INVALID;
     d->slots = calloc(capacity, sizeof(fe_dedupe_entry));
     if (!d->slots)
         return FE_ERR_NOMEM;
+    memcpy(d->key, key, FE_DEDUPE_KEY_BYTES);
     d->capacity = capacity;
     d->max_count = capacity / 4 * 3;
     return 0;
@@ -60,7 +59,7 @@ void fe_dedupe_free(fe_dedupe *d)
     if (!d)
         return;
     free(d->slots);
-    memset(d, 0, sizeof(*d));
+    sodium_memzero(d, sizeof(*d));
 }
 
 /* Slot holding id, or SIZE_MAX. Terminates: at least a quarter of the slots

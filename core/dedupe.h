@@ -23,16 +23,23 @@ typedef struct fe_dedupe_entry {
     uint64_t expires_ms;
 } fe_dedupe_entry;
 
+/* The table's hash is keyed (SipHash-2-4), so a peer that picks ids cannot
+ * aim them at one slot and make every lookup walk a long run. */
+#define FE_DEDUPE_KEY_BYTES 16
+
 typedef struct fe_dedupe {
     fe_dedupe_entry *slots;
+    uint8_t key[FE_DEDUPE_KEY_BYTES];
     size_t capacity; /* power of two */
     size_t count;
     size_t max_count; /* capacity * 3 / 4 */
     uint64_t evicted; /* entries forgotten before expiry because the table was full */
 } fe_dedupe;
 
-/* Allocate capacity slots (power of two, >= 16). 0, FE_ERR_INVALID or FE_ERR_NOMEM. */
-FE_MUST_CHECK int fe_dedupe_init(fe_dedupe *d, size_t capacity);
+/* Allocate capacity slots (power of two, >= 16), hashed with key (random,
+ * and kept from peers). 0, FE_ERR_INVALID or FE_ERR_NOMEM. */
+FE_MUST_CHECK int fe_dedupe_init(fe_dedupe *d, size_t capacity,
+                                 const uint8_t key[static FE_DEDUPE_KEY_BYTES]);
 /* Release the slots; d may be reused after init. Accepts NULL. */
 void fe_dedupe_free(fe_dedupe *d);
 
@@ -44,6 +51,9 @@ uint8_t fe_dedupe_get(const fe_dedupe *d, const uint8_t id[static FE_MSG_ID_BYTE
  * 0 if something was new. Never fails: when full it evicts. */
 int fe_dedupe_add(fe_dedupe *d, const uint8_t id[static FE_MSG_ID_BYTES], uint8_t kinds,
                   uint64_t expires_ms, uint64_t now_ms);
+
+/* The slot where the search for id starts (for tests and diagnostics). */
+size_t fe_dedupe_home(const fe_dedupe *d, const uint8_t id[static FE_MSG_ID_BYTES]);
 
 /* Drop entries expired at now_ms. Returns how many were dropped. */
 size_t fe_dedupe_expire(fe_dedupe *d, uint64_t now_ms);

@@ -1496,13 +1496,16 @@ int fe_node_new(fe_node **out, const fe_node_config *cfg, const fe_identity *id,
     n->cb = *cb;
     size_t items_max = cfg->outbox_items_max ? cfg->outbox_items_max : FE_OUTBOX_CAPACITY;
     size_t dd_cap = cfg->dedupe_capacity ? cfg->dedupe_capacity : FE_DEDUPE_CAPACITY;
+    uint8_t dd_key[FE_DEDUPE_KEY_BYTES];
+    fe_env_rand(&n->env, dd_key, sizeof dd_key);
     if ((rc = fe_outbox_init(&n->ob, items_max,
                              cfg->outbox_bytes_max ? cfg->outbox_bytes_max : FE_OUTBOX_BYTES_MAX,
                              cfg->origin_quota ? cfg->origin_quota : FE_ORIGIN_QUOTA)) != FE_OK ||
-        (rc = fe_dedupe_init(&n->dd, dd_cap)) != FE_OK ||
+        (rc = fe_dedupe_init(&n->dd, dd_cap, dd_key)) != FE_OK ||
         (rc = fe_timerq_init(&n->tq, 4 * items_max + 64)) != FE_OK ||
         (rc = fe_dir_init(&n->dir, FE_DIR_CAPACITY)) != FE_OK)
         goto fail;
+    sodium_memzero(dd_key, sizeof dd_key);
     rc = FE_ERR_NOMEM;
     n->reasm = malloc(sizeof *n->reasm);
     n->tokens = malloc(items_max * sizeof *n->tokens);

@@ -9,8 +9,15 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "dedupe.h"
+
+/* Any key does for the table tests; the hashing test uses two. */
+static const uint8_t KEY[FE_DEDUPE_KEY_BYTES] = {1, 2,  3,  4,  5,  6,  7,  8,
+                                                 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t KEY2[FE_DEDUPE_KEY_BYTES] = {16, 15, 14, 13, 12, 11, 10, 9,
+                                                  8,  7,  6,  5,  4,  3,  2,  1};
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -87,7 +94,7 @@ static void test_selftest_table(void **state)
 {
     (void)state;
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 16), 0);
+    assert_int_equal(fe_dedupe_init(&d, 16, KEY), 0);
     assert_int_equal(d.max_count, 12);
     for (size_t i = 0; i < sizeof(selftest) / sizeof(selftest[0]); i++) {
         const step *s = &selftest[i];
@@ -121,11 +128,11 @@ static void test_init_args(void **state)
 {
     (void)state;
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 0), FE_ERR_INVALID);
-    assert_int_equal(fe_dedupe_init(&d, 8), FE_ERR_INVALID);
-    assert_int_equal(fe_dedupe_init(&d, 24), FE_ERR_INVALID);
-    assert_int_equal(fe_dedupe_init(NULL, 16), FE_ERR_INVALID);
-    assert_int_equal(fe_dedupe_init(&d, FE_DEDUPE_CAPACITY), 0);
+    assert_int_equal(fe_dedupe_init(&d, 0, KEY), FE_ERR_INVALID);
+    assert_int_equal(fe_dedupe_init(&d, 8, KEY), FE_ERR_INVALID);
+    assert_int_equal(fe_dedupe_init(&d, 24, KEY), FE_ERR_INVALID);
+    assert_int_equal(fe_dedupe_init(NULL, 16, KEY), FE_ERR_INVALID);
+    assert_int_equal(fe_dedupe_init(&d, FE_DEDUPE_CAPACITY, KEY), 0);
     assert_int_equal(d.capacity, FE_DEDUPE_CAPACITY);
     assert_int_equal(d.max_count, FE_DEDUPE_CAPACITY * 3 / 4);
     fe_dedupe_free(&d);
@@ -140,7 +147,7 @@ static void test_evicts_earliest(void **state)
 {
     (void)state;
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 16), 0);
+    assert_int_equal(fe_dedupe_init(&d, 16, KEY), 0);
     /* 12 entries, expiries 1000..1011 in scrambled order, id 7 expiring at 500 */
     for (uint64_t k = 0; k < 12; k++) {
         uint64_t n = (k * 5) % 12;
@@ -194,7 +201,7 @@ static void test_100k_random(void **state)
 {
     (void)state;
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 65536), 0);
+    assert_int_equal(fe_dedupe_init(&d, 65536, KEY), 0);
     uint64_t seed = 42;
     const uint64_t N = 100000;
     const uint64_t RANGE = 1000000;
@@ -257,7 +264,7 @@ static void test_model_random_walk(void **state)
     static model_entry model[POOL];
     memset(model, 0, sizeof(model));
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 64), 0);
+    assert_int_equal(fe_dedupe_init(&d, 64, KEY), 0);
     uint64_t seed = 7;
     for (uint64_t now = 1; now <= STEPS; now++) {
         uint64_t r = rng_next(&seed);
@@ -327,7 +334,7 @@ static void test_collision_runs(void **state)
 {
     (void)state;
     fe_dedupe d;
-    assert_int_equal(fe_dedupe_init(&d, 16), 0);
+    assert_int_equal(fe_dedupe_init(&d, 16, KEY), 0);
     /* 12 entries in 16 slots: runs are long and wrap around */
     for (uint64_t n = 0; n < 12; n++) {
         uint8_t id[FE_MSG_ID_BYTES];
@@ -348,12 +355,54 @@ static void test_collision_runs(void **state)
     fe_dedupe_free(&d);
 }
 
+/* An attacker who knew a node's key could aim ids at one slot: here 40 ids
+ * found by trying ids until they share home slot 0 under KEY. Under another
+ * key, as every other node has, they scatter; under the same key they
+ * collide again (the home depends on the key and the id only). */
+static void test_keyed_homes(void **state)
+{
+    (void)state;
+    enum { AIMED = 40 };
+    fe_dedupe a, b, a_again;
+    assert_int_equal(fe_dedupe_init(&a, 64, KEY), 0);
+    assert_int_equal(fe_dedupe_init(&b, 64, KEY2), 0);
+    assert_int_equal(fe_dedupe_init(&a_again, 64, KEY), 0);
+    uint8_t ids[AIMED][FE_MSG_ID_BYTES];
+    size_t found = 0;
+    for (uint64_t n = 0; n < 1000000 && found < AIMED; n++) {
+        id_of(ids[found], n);
+        if (fe_dedupe_home(&a, ids[found]) == 0)
+            found++;
+    }
+    assert_int_equal(found, AIMED);
+    int used[64] = {0};
+    size_t distinct = 0;
+    for (size_t i = 0; i < AIMED; i++) {
+        assert_int_equal(fe_dedupe_home(&a_again, ids[i]), 0);
+        size_t h = fe_dedupe_home(&b, ids[i]);
+        assert_true(h < 64);
+        distinct += !used[h];
+        used[h] = 1;
+    }
+    /* 40 ids thrown at random into 64 slots land in about 30 distinct ones. */
+    assert_true(distinct >= 20);
+    /* And the aimed ids still work in the table they were aimed at. */
+    for (size_t i = 0; i < AIMED; i++)
+        assert_int_equal(fe_dedupe_add(&a, ids[i], M, 100, 0), 0);
+    for (size_t i = 0; i < AIMED; i++)
+        assert_int_equal(fe_dedupe_get(&a, ids[i], 0), M);
+    fe_dedupe_free(&a);
+    fe_dedupe_free(&b);
+    fe_dedupe_free(&a_again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selftest_table),    cmocka_unit_test(test_init_args),
         cmocka_unit_test(test_evicts_earliest),   cmocka_unit_test(test_100k_random),
         cmocka_unit_test(test_model_random_walk), cmocka_unit_test(test_collision_runs),
+        cmocka_unit_test(test_keyed_homes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
