@@ -1011,9 +1011,14 @@ static int setup(fe_sqlstore *s, const char *path, char *err, size_t err_len)
     }
     sqlite3_wal_hook(s->db, wal_hook, s); /* also turns off automatic checkpoints */
     /* FULL: see the header. The size limit trims the WAL after a checkpoint,
-     * so one burst of writes does not keep its space on a small SD card. */
-    rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 8388608", NULL,
-                      NULL, NULL);
+     * so one burst of writes does not keep its space on a small SD card. The
+     * cache size is set, not left to how SQLite was built (see the header). */
+    char pragmas[160];
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 8388608; "
+             "PRAGMA cache_size = -%d",
+             FE_SQLSTORE_CACHE_KIB);
+    rc = sqlite3_exec(s->db, pragmas, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         open_failed(s, path, rc, err, err_len);
         return FE_ERR_STORE;

@@ -12,6 +12,9 @@
  * so a busy turn costs one fsync, before anything from it goes out.
  * Without an open batch every write commits (and syncs) on its own.
  *
+ * Memory. SQLite's page cache is capped at FE_SQLSTORE_CACHE_KIB, so
+ * memory does not follow the database as its tables grow.
+ *
  * Errors. Every SQLite failure becomes FE_ERR_STORE and its text is kept
  * for fe_sqlstore_errmsg ("database or disk is full", "attempt to write a
  * readonly database", ...). A failed commit rolls the batch back, and so
@@ -43,6 +46,8 @@
 #define FE_SQLSTORE_BUSY_TIMEOUT_MS 5000
 #define FE_SQLSTORE_ERRMSG_MAX 256
 #define FE_SQLSTORE_META_KEY_MAX 255 /* longer meta keys are refused */
+
+#define FE_SQLSTORE_CACHE_KIB 2000 /* page cache limit (SQLite's usual default) */
 
 typedef struct fe_sqlstore fe_sqlstore;
 
