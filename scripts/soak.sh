@@ -120,7 +120,8 @@ sample() {
         mem=$($CTL get "$T/$n/ferryd.sock" stats 2>/dev/null | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-print(s["daemon"].get("heap_in_use_bytes", 0) // 1024, s["store"]["sqlite_memory_bytes"] // 1024)' ||
+heap = s["daemon"].get("heap_in_use_bytes")  # absent without glibc malloc
+print("?" if heap is None else heap // 1024, s["store"]["sqlite_memory_bytes"] // 1024)' ||
             echo "? ?")
         set -- "$1" $mem
         printf ' %9s %5s %8s %7s' "$rss" "$fds" "$2" "$3"

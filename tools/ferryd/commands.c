@@ -1123,9 +1123,12 @@ static cJSON *daemon_stats(fe_daemon *d)
         add_num(o, "requests", cs.requests) && add_num(o, "request_errors", cs.errors);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     /* What the program has allocated and not freed, unlike RSS, which also
-     * counts pages the allocator keeps for reuse. */
+     * counts pages the allocator keeps for reuse. Left out when another
+     * allocator stands in for glibc's (a sanitizer, a preloaded one): its
+     * figures are then all zero. */
     struct mallinfo2 mi = mallinfo2();
-    ok = ok && add_num(o, "heap_in_use_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
+    if (mi.arena + mi.hblkhd > 0)
+        ok = ok && add_num(o, "heap_in_use_bytes", (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
 #endif
     return done(o, ok);
 }
