@@ -9,7 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#include <malloc.h> /* mallinfo2 */
+#define HAVE_MALLINFO2 1
+#include <malloc.h>
 #endif
 
 #include <sodium.h>
@@ -1121,7 +1122,7 @@ static cJSON *daemon_stats(fe_daemon *d)
         add_num(o, "clients_accepted", cs.accepted) && add_num(o, "clients_refused", cs.refused) &&
         add_num(o, "clients_dropped_slow", cs.dropped_slow) &&
         add_num(o, "requests", cs.requests) && add_num(o, "request_errors", cs.errors);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#ifdef HAVE_MALLINFO2
     /* What the program has allocated and not freed, unlike RSS, which also
      * counts pages the allocator keeps for reuse. Left out when another
      * allocator stands in for glibc's (a sanitizer, a preloaded one): its
